@@ -1,0 +1,103 @@
+"""The one parse guard: raw Kafka record -> contract message, or a dead-letter verdict with a code."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from contracts.deadletter import RAW_LIMIT, MessageRejected
+from contracts.envelope import MAX_MESSAGE_BYTES, Envelope
+
+
+class Record(Protocol):
+    """What we read of an aiokafka ConsumerRecord."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One consumed record: its message when it parsed; `code` set when it is to be dead-lettered."""
+
+    record: Record
+    message: Envelope | None = None
+    code: str | None = None
+    reason: str | None = None
+
+    @property
+    def dedupe_id(self) -> str:
+        """What `processed_message` records: the message id, or the record's identity for garbage."""
+        if self.message is not None:
+            return self.message.message_id
+        digest = hashlib.sha256(self.record.value or b"").hexdigest()[:16]
+        return f"raw:{self.record.topic}:{self.record.partition}:{self.record.offset}:{digest}"
+
+    @property
+    def key(self) -> str:
+        """The Kafka key as text ('' when absent or not UTF-8)."""
+        try:
+            return (self.record.key or b"").decode()
+        except UnicodeDecodeError:
+            return ""
+
+
+def parse(record: Record, allowed: dict[str, type[Envelope]]) -> Inbound:
+    """Validate one record against the messages allowed on its topic (DESIGN §4 inbound rules)."""
+    raw = record.value or b""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        return Inbound(record, code="message_too_large", reason=f"{len(raw)} bytes > {MAX_MESSAGE_BYTES}")
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        return Inbound(record, code="invalid_json", reason=f"not JSON: {str(exc)[:200]}")
+    if not isinstance(doc, dict):
+        return Inbound(record, code="invalid_json", reason="a message is a JSON object")
+    message_type = doc.get("message_type")
+    model = allowed.get(message_type) if isinstance(message_type, str) else None
+    if model is None:
+        return Inbound(record, code="unknown_message_type",
+                       reason=f"message_type {message_type!r} is not one of {sorted(allowed)} on this topic")
+    try:
+        message = model.model_validate(doc)
+    except (ValidationError, RecursionError) as exc:
+        return Inbound(record, code="invalid_message", reason=_summary(exc))
+    state_id = getattr(message, "state_id", None)
+    key = Inbound(record).key
+    if state_id is not None and key != state_id:
+        return Inbound(record, message=message, code="key_mismatch",
+                       reason=f"Kafka key {key!r} is not the message's state_id {state_id!r}")
+    return Inbound(record, message=message)
+
+
+def rejected(item: Inbound, *, code: str | None = None, reason: str | None = None) -> MessageRejected:
+    """The dead-letter record for an inbound message (raw bytes kept, base64, at most 64 KiB)."""
+    raw = item.record.value or b""
+    return MessageRejected(
+        source_topic=item.record.topic,
+        source_partition=item.record.partition,
+        source_offset=item.record.offset,
+        source_key=item.key or None,
+        code=code or item.code or "invalid_message",
+        reason=(reason or item.reason or "")[:2000],
+        size=len(raw),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        raw=base64.b64encode(raw[:RAW_LIMIT]).decode(),
+        correlation_id=getattr(item.message, "correlation_id", None),
+        causation_id=getattr(item.message, "message_id", None),
+    )
+
+
+def _summary(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        parts: list[Any] = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:10]]
+        return "; ".join(parts)
+    return type(exc).__name__

@@ -1,0 +1,1 @@
+"""Helpers shared by the test fixtures: backing-service discovery, fresh databases, containers."""

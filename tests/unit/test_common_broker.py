@@ -1,0 +1,33 @@
+"""consumer_kwargs and make_broker defaults (no broker needed)."""
+
+from __future__ import annotations
+
+import pytest
+from faststream import AckPolicy
+
+from services.common.broker import consumer_kwargs, make_broker
+from services.common.settings import Settings
+
+
+def test_consumer_kwargs_follow_settings() -> None:
+    kwargs = consumer_kwargs(
+        Settings(fetch_max_wait_ms=7, session_timeout_ms=3000, heartbeat_interval_ms=500)
+    )
+    assert kwargs == {
+        "auto_offset_reset": "earliest",
+        "fetch_max_wait_ms": 7,
+        "session_timeout_ms": 3000,
+        "heartbeat_interval_ms": 500,
+        "max_poll_interval_ms": 120_000,
+    }
+
+
+def test_consumer_kwargs_refuse_poll_interval_below_retry_budget() -> None:
+    with pytest.raises(ValueError, match="retry budget"):
+        consumer_kwargs(Settings(max_poll_interval_ms=10_000, infra_retry_timeout_s=30))
+
+
+def test_make_broker_nacks_on_error_by_default() -> None:
+    broker = make_broker(Settings(), client_id="unit")
+    subscriber = broker.subscriber("t", group_id="g")
+    assert subscriber.ack_policy is AckPolicy.NACK_ON_ERROR
