@@ -5,7 +5,8 @@ from __future__ import annotations
 from contracts import topics
 from contracts.approvals import ApprovalSubmitted
 from contracts.deadletter import MessageRejected
-from contracts.decisions import ApprovalRefused, RequestDecided, RequestDuplicate
+from contracts.commands import CancelRequested
+from contracts.decisions import ApprovalRefused, CommandRefused, RequestDecided, RequestDuplicate
 from contracts.envelope import Envelope
 from contracts.executions import ExecuteApproved, MutationExecuted, MutationFailed
 from contracts.requests import MutationRequested
@@ -13,8 +14,8 @@ from contracts.requests import MutationRequested
 CATALOG: dict[str, tuple[str, list[type[Envelope]]]] = {
     topics.REQUESTS: ("in", [MutationRequested]),
     topics.APPROVALS: ("in", [ApprovalSubmitted]),
-    topics.COMMANDS: ("in", []),
-    topics.DECISIONS: ("out", [RequestDecided, ApprovalRefused, RequestDuplicate]),
+    topics.COMMANDS: ("in", [CancelRequested]),
+    topics.DECISIONS: ("out", [RequestDecided, ApprovalRefused, RequestDuplicate, CommandRefused]),
     topics.EXECUTIONS: ("out", [MutationExecuted, MutationFailed]),
     topics.SIDE_EFFECTS: ("out", []),
     topics.DEAD_LETTER: ("out", [MessageRejected]),

@@ -93,6 +93,8 @@ class Requirement(_Part):
     role: str | None = Field(None, description="Role whose members qualify")
     group: str | None = Field(None, description="Group whose members qualify")
     quorum: int = Field(1, ge=1, description="Approvals needed")
+    deny_threshold: int = Field(1, ge=1, description="Rejections that reject the request")
     approvals: list[str] = Field(default_factory=list, description="Principals that approved so far")
+    rejections: list[str] = Field(default_factory=list, description="Principals that rejected so far")
     status: str = Field("open", description="open | waiting | satisfied | rejected | expired")
     expires_at: datetime | None = None

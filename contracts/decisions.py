@@ -59,3 +59,16 @@ class RequestDuplicate(Envelope):
     state_id: Id
     status: str
     revision: int
+
+
+class CommandRefused(Envelope):
+    """An operator command that changed nothing, and why. Not a decision."""
+
+    topic: ClassVar[str] = topics.DECISIONS
+    message_type: Literal["CommandRefused"] = "CommandRefused"
+    request_id: Id
+    state_id: Id
+    command_message_id: str
+    command_type: str
+    code: str = Field(description="unknown_request | not_authorized | request_closed")
+    reason: str

@@ -9,6 +9,7 @@ so only the message that cannot be handled is dead-lettered and the rest go on.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -22,6 +23,7 @@ from services.store.db import is_transient
 from services.store.uow import Store, Tx
 
 Handle = Callable[[Tx, list[Inbound], datetime], Awaitable[None]]
+Guard = Callable[[list[Inbound]], AbstractAsyncContextManager[None]]
 log = structlog.get_logger(__name__)
 
 
@@ -36,10 +38,17 @@ class BatchConsumer:
     """Handles one poll's records for one consumer group."""
 
     def __init__(self, *, service: str, group: str, store: Store, settings: Settings,
-                 allowed: dict[str, dict[str, type[Envelope]]], handle: Handle) -> None:
+                 allowed: dict[str, dict[str, type[Envelope]]], handle: Handle, guard: Guard | None = None,
+                 dead_letter_invalid: bool = True, dedupe_by_position: bool = False) -> None:
         self.service, self.group, self.store, self.settings = service, group, store, settings
         self._allowed = {settings.topic(name): models for name, models in allowed.items()}
         self._handle = handle
+        # Held around the whole transaction, commit included (the execution service's state locks).
+        self._guard: Guard = guard or (lambda _items: nullcontext())
+        # The audit service records unreadable records itself and never dead-letters.
+        self._dead_letter_invalid = dead_letter_invalid
+        self._id: Callable[[Inbound], str] = (
+            (lambda i: i.position_id) if dedupe_by_position else (lambda i: i.dedupe_id))
 
     async def consume(self, records: Sequence[Record]) -> None:
         """Handle a batch; raises only when infrastructure stays down (the subscriber then nacks)."""
@@ -76,21 +85,22 @@ class BatchConsumer:
 
     async def _transact(self, items: list[Inbound]) -> None:
         now = datetime.now(UTC)
-        async with self.store.begin() as tx:
-            seen = await tx.processed(self.group, [i.dedupe_id for i in items])
+        async with self._guard(items), self.store.begin() as tx:
+            seen = await tx.processed(self.group, [self._id(i) for i in items])
             fresh = []
             for item in items:  # redelivered, or the same message twice in one batch
-                if item.dedupe_id not in seen:
-                    seen.add(item.dedupe_id)
+                if self._id(item) not in seen:
+                    seen.add(self._id(item))
                     fresh.append(item)
-            for item in fresh:
-                if item.code is not None:
-                    await emit(tx, self.service, self.settings, [rejected(item)])
-            valid = [i for i in fresh if i.code is None]
+            if self._dead_letter_invalid:
+                await emit(tx, self.service, self.settings, [rejected(i) for i in fresh if i.code is not None])
+                valid = [i for i in fresh if i.code is None]
+            else:
+                valid = fresh
             if valid:
                 await self._handle(tx, valid, now)
             for item in fresh:
-                await tx.mark_processed(self.group, item.dedupe_id)
+                await tx.mark_processed(self.group, self._id(item))
 
 
 def _as_failed(item: Inbound, exc: Exception) -> Inbound:

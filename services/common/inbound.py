@@ -13,6 +13,9 @@ from pydantic import ValidationError
 from contracts.deadletter import RAW_LIMIT, MessageRejected
 from contracts.envelope import MAX_MESSAGE_BYTES, Envelope
 
+MAX_DEPTH = 64
+"""Deeper JSON is refused: pydantic cannot serialise past 255 levels and no real change needs it."""
+
 
 class Record(Protocol):
     """What we read of an aiokafka ConsumerRecord."""
@@ -42,6 +45,11 @@ class Inbound:
         return f"raw:{self.record.topic}:{self.record.partition}:{self.record.offset}:{digest}"
 
     @property
+    def position_id(self) -> str:
+        """The message id at this record's position: a redelivery repeats it, a re-publish does not."""
+        return f"{self.dedupe_id}@{self.record.topic}/{self.record.partition}/{self.record.offset}"
+
+    @property
     def key(self) -> str:
         """The Kafka key as text ('' when absent or not UTF-8)."""
         try:
@@ -61,6 +69,10 @@ def parse(record: Record, allowed: dict[str, type[Envelope]]) -> Inbound:
         return Inbound(record, code="invalid_json", reason=f"not JSON: {str(exc)[:200]}")
     if not isinstance(doc, dict):
         return Inbound(record, code="invalid_json", reason="a message is a JSON object")
+    if "message_id" not in doc:  # without it, a redelivery could not be told from a new message
+        return Inbound(record, code="invalid_message", reason="message_id: Field required")
+    if _depth(doc) > MAX_DEPTH:
+        return Inbound(record, code="invalid_message", reason=f"nested deeper than {MAX_DEPTH} levels")
     message_type = doc.get("message_type")
     model = allowed.get(message_type) if isinstance(message_type, str) else None
     if model is None:
@@ -94,6 +106,17 @@ def rejected(item: Inbound, *, code: str | None = None, reason: str | None = Non
         correlation_id=getattr(item.message, "correlation_id", None),
         causation_id=getattr(item.message, "message_id", None),
     )
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
 
 
 def _summary(exc: Exception) -> str:

@@ -46,8 +46,8 @@ def executed(outcome: Outcome, previous_version: int, causation_id: str | None, 
                                version=previous_version, **_causality(request, causation_id))]
     if not outcome.executed or outcome.applied is None:
         return []
-    data = outcome.state.data if outcome.state else None
-    document = data if data is not None and len(json.dumps(data)) <= document_limit else None
+    data = outcome.applied.data  # the resulting document, also when a no-op left the version alone
+    document = data if len(json.dumps(data)) <= document_limit else None
     return [MutationExecuted(
         request_id=request.request_id, state_id=request.state_id, previous_version=previous_version,
         resulting_version=request.resulting_version or previous_version,

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     infra_retry_attempts: int = Field(5, description="Bounded retries of a transient infrastructure error")
     infra_retry_timeout_s: float = Field(30.0, description="Total time budget of those retries")
     document_size_limit: int = Field(256 * 1024, description="MutationExecuted omits `document` above this")
+    accept_unsigned_approvals: bool = Field(
+        False, description="DEVELOPMENT ONLY: accept approvals without a signature (`dev up` warns)"
+    )
+    approval_clock_skew_s: int = Field(300, description="How far signed_at may be from now")
+    sweep_interval_s: float = Field(1.0, description="How often the approval service expires due requests")
+    operator_role: str = Field("operator", description="Directory role allowed to cancel others' requests")
     log_format: str = Field("auto", description="auto | json | console")
     log_level: str = Field("info", description="debug | info | warning | error")
 

@@ -21,6 +21,7 @@ def requirements_for(spec: ApprovalSpec, round_: int, now: datetime) -> tuple[Re
             role=step.role,
             group=step.group,
             quorum=step.quorum,
+            deny_threshold=step.deny_threshold,
             status="open" if n == 1 else "waiting",
             expires_at=now + step.expires_in if n == 1 and step.expires_in else None,
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from services.domain import decisions
@@ -34,6 +34,11 @@ class SubmitMutation:
     expires_at: datetime | None = None
     metadata: dict[str, Any] | None = None
     correlation_id: str | None = None
+
+    def __post_init__(self) -> None:
+        # Wire times are UTC; a naive expires_at would make every comparison with `now` raise.
+        if self.expires_at is not None and self.expires_at.tzinfo is None:
+            object.__setattr__(self, "expires_at", self.expires_at.replace(tzinfo=UTC))
 
     def body_hash(self) -> str:
         """Identity of the request body: a resubmission with the same hash is a duplicate."""
@@ -91,6 +96,10 @@ def apply_verdict(request: MutationRequest, verdict: Verdict, now: datetime, *, 
 def _check(cmd: SubmitMutation, state: StateDocument, registry: MutationRegistry, now: datetime) -> None:
     if cmd.expires_at is not None and cmd.expires_at <= now:
         raise DomainError(f"request expired at {cmd.expires_at.isoformat()} before it was decided", "expired")
+    if state.version > 0 and cmd.state_type != state.state_type:
+        # Policies match on state_type, so a request may not relabel an existing state.
+        raise DomainError(f"state {cmd.state_id} is a {state.state_type!r}, not a {cmd.state_type!r}",
+                          "state_type_mismatch")
     if cmd.expected_version is not None and cmd.expected_version > state.version:
         raise DomainError(
             f"expected_version {cmd.expected_version} is ahead of the state's version {state.version}",

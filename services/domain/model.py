@@ -105,9 +105,16 @@ class Requirement(Value):
     role: str | None = None
     group: str | None = None
     quorum: int = 1
+    deny_threshold: int = 1
     approvals: tuple[str, ...] = ()
+    rejections: tuple[str, ...] = ()
     status: str = "open"
     expires_at: datetime | None = None
+
+    @property
+    def voters(self) -> tuple[str, ...]:
+        """Everyone who voted on this requirement, either way."""
+        return self.approvals + self.rejections
 
 
 class StateDocument(Value):
@@ -158,6 +165,13 @@ class MutationRequest(Value):
     updated_at: datetime
     expires_at: datetime | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def deadline(self) -> datetime | None:
+        """The earliest of the request's deadline and its open approval step's deadline."""
+        open_steps = [r.expires_at for r in self.requirements if r.status == "open" and r.expires_at]
+        deadlines = [d for d in (self.expires_at, *open_steps) if d is not None]
+        return min(deadlines) if deadlines else None
 
     @property
     def is_terminal(self) -> bool:

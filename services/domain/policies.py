@@ -82,7 +82,12 @@ class PolicySet:
         if denied := [d for d in decisions if d.effect == "deny"]:
             first = denied[0]
             return Verdict("deny", first.reason or f"denied by policy {first.policy}", first.policy, matched=names)
-        if required := [d for d in decisions if d.effect == "require_approval" and d.approval]:
+        # Fail closed: a (code) policy that requires approval but names no approvers must not allow.
+        if unaskable := [d for d in decisions if d.effect == "require_approval" and not d.approval]:
+            first = unaskable[0]
+            return Verdict("deny", f"policy {first.policy} requires approval but names no approval steps",
+                           first.policy, matched=names)
+        if required := [d for d in decisions if d.effect == "require_approval"]:
             return Verdict(
                 "require_approval",
                 "; ".join(d.reason or f"approval required by policy {d.policy}" for d in required),
@@ -119,6 +124,8 @@ def policy_set_from_mapping(doc: Mapping[str, Any], code: Sequence[CodePolicy] =
     default = doc.get("default", "allow")
     if default not in ("allow", "deny"):
         raise PolicyConfigError("default must be allow or deny")
+    if not isinstance(doc.get("policies") or [], list):
+        raise PolicyConfigError("`policies` must be a list of rules")
     try:
         rules = tuple(Rule.model_validate(r) for r in doc.get("policies") or [])
     except ValidationError as exc:

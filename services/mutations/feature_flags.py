@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.domain.diff import diff, pointer
-from services.domain.errors import InvalidPayload
+from services.domain.errors import InvalidPayload, MutationNotApplicable
 from services.domain.model import StateDocument
 from services.domain.mutation_types import Applied, MutationType
 
@@ -37,7 +37,10 @@ class SetFlag(MutationType):
 
     def apply(self, state: StateDocument, payload: dict[str, Any]) -> Applied:
         change = self._change(payload)
-        flags = dict(state.data.get("flags", {}))
+        current = state.data.get("flags", {})
+        if not isinstance(current, dict):
+            raise MutationNotApplicable("the document's `flags` is not an object")
+        flags = dict(current)
         flags[change.flag] = {"enabled": change.enabled, "rollout": change.rollout}
         new = {**state.data, "flags": flags}
         return Applied(data=new, changes=tuple(diff(state.data, new)))

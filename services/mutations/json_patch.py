@@ -40,6 +40,7 @@ class JsonPatch(MutationType):
         return Applied(data=new, changes=tuple(diff(state.data, new)))
 
     def touched_paths(self, payload: dict[str, Any]) -> set[str]:
-        paths = {op.get("path", "") for op in payload.get("patch", []) if isinstance(op, dict)}
-        paths |= {op["from"] for op in payload.get("patch", []) if isinstance(op, dict) and "from" in op}
+        ops = [op for op in payload.get("patch", []) if isinstance(op, dict)]
+        paths = {op.get("path", "") for op in ops}
+        paths |= {op["from"] for op in ops if isinstance(op.get("from"), str)}  # only a text `from` is a pointer
         return paths
