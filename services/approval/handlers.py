@@ -19,6 +19,7 @@ from services.common.service import Runtime
 from services.domain.errors import DomainError
 from services.domain.model import Actor
 from services.domain.voting import CastVote, VoteRefused, cancel, cast_vote, expire
+from services.store.db import is_transient
 from services.store.errors import ConcurrencyConflict
 from services.store.uow import Tx
 
@@ -80,21 +81,35 @@ def make_handle(runtime: Runtime, directory: Directory) -> Handle:
 
 async def sweep_expired(runtime: Runtime) -> None:
     """Forever: expire pending requests whose deadline passed. Safe with several instances (CAS)."""
-    settings, store = runtime.settings, runtime.store
     while True:
-        await asyncio.sleep(settings.sweep_interval_s)
-        now = datetime.now(UTC)
-        for request_id in await store.due_requests(now, limit=200):
-            try:
-                async with store.begin() as tx:
-                    request = await tx.get_request(request_id)
-                    if request is None:
-                        continue
-                    try:
-                        expired = expire(request, now)
-                    except DomainError:
-                        continue  # a vote or another sweeper got there first
-                    saved = await tx.save_request(expired, new=False)
-                    await emit(tx, runtime.service, settings, decided(request, saved, None))
-            except ConcurrencyConflict:
-                log.info("expiry lost a race; the other writer's result stands", request_id=request_id)
+        await asyncio.sleep(runtime.settings.sweep_interval_s)
+        try:
+            await sweep_once(runtime, datetime.now(UTC))
+        except Exception as exc:  # the sweeper must outlive a database hiccup; the next round retries
+            if not is_transient(exc):
+                raise
+            log.warning("expiry sweep skipped a round", error=str(exc))
+
+
+async def sweep_once(runtime: Runtime, now: datetime) -> int:
+    """Expire every request due at `now`; returns how many this instance expired."""
+    store = runtime.store
+    async with store.begin() as tx:
+        due = [r.request_id for r in await tx.list_expiring(now, limit=200)]
+    expired = 0
+    for request_id in due:
+        try:
+            async with store.begin() as tx:
+                request = await tx.get_request(request_id)
+                if request is None:
+                    continue
+                try:
+                    updated = expire(request, now)
+                except DomainError:
+                    continue  # a vote or another sweeper got there first
+                saved = await tx.save_request(updated, new=False)
+                await emit(tx, runtime.service, runtime.settings, decided(request, saved, None))
+                expired += 1
+        except ConcurrencyConflict:
+            log.info("expiry lost a race; the other writer's result stands", request_id=request_id)
+    return expired

@@ -13,6 +13,7 @@ from services.domain.model import Actor, Intent, MutationRequest, StateDocument,
 from services.domain.mutation_types import MutationRegistry
 from services.domain.policies import CodePolicy, PolicySet, policy_set_from_mapping
 from services.domain.transitions import transition
+from services.domain.voting import CastVote, Principal
 from services.mutations.registry import load_registry
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -120,3 +121,31 @@ def human_approved(cmd: SubmitMutation | None = None, current: StateDocument | N
 def codes(request: MutationRequest) -> list[str]:
     """The decision codes of a request's log, in order."""
     return [d.code for d in request.decisions]
+
+
+def approval_policies(approval: dict[str, Any]) -> PolicySet:
+    """Every request requires the given approval block (steps, expires_in, flags)."""
+    rule = {"name": "needs-approval", "effect": "require_approval", "approval": approval}
+    return policies({"policies": [rule], "default": "allow"})
+
+
+def pending_approval(approval: dict[str, Any] | None = None, cmd: SubmitMutation | None = None,
+                     now: datetime = NOW) -> MutationRequest:
+    """A request in pending(approval), round 1: the issue's review policy unless `approval` is given."""
+    policy_set = review_policies() if approval is None else approval_policies(approval)
+    request = submitted(cmd or risky_flag_command(), policy_set=policy_set, now=now)
+    assert request.status is Status.pending and request.approval_round == 1, request.decisions
+    return request
+
+
+def principal(principal_id: str, roles: tuple[str, ...] = (), groups: tuple[str, ...] = ()) -> Principal:
+    """An approver as the directory would resolve them."""
+    return Principal(principal_id, principal_id.title(), frozenset(roles), frozenset(groups))
+
+
+def vote(request: MutationRequest, who: Principal, decision: str = "approve", **overrides: Any) -> CastVote:
+    """A well-formed vote on the request's current round and intent hash; override any field."""
+    fields: dict[str, Any] = {"principal": who, "approval_round": request.approval_round,
+                              "decision": decision, "intent_hash": request.intent_hash}
+    fields.update(overrides)
+    return CastVote(**fields)
