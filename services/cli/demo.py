@@ -38,26 +38,30 @@ def change(state_id: str, value: Any, expires_at: datetime | None = None, **inte
 
 
 class Timeline:
-    """Reads decisions and executions and prints the ones about the demo's requests."""
+    """Reads decisions and executions and prints the ones about the demo's requests, in order."""
 
     def __init__(self, settings: Settings, say: Say) -> None:
-        self.settings, self.say, self.seen = settings, say, []
+        self.settings, self.say = settings, say
+        self.ours: set[str] = set()
+        self.backlog: list[dict[str, Any]] = []
         self.consumer = AIOKafkaConsumer(
             *[settings.topic(t) for t in (topics.DECISIONS, topics.EXECUTIONS)],
             bootstrap_servers=settings.kafka_bootstrap, group_id=None, auto_offset_reset="earliest",
             fetch_max_wait_ms=settings.fetch_max_wait_ms)
 
     async def until(self, request_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 30) -> None:
-        """Print this request's events until one satisfies `done`."""
+        """Print the demo's events until one of this request's satisfies `done`."""
+        self.ours.add(request_id)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            while self.backlog:
+                doc = self.backlog.pop(0)
+                if doc.get("request_id") in self.ours:
+                    self.say("    " + describe(doc))
+                    if doc.get("request_id") == request_id and done(doc):
+                        return
             for records in (await self.consumer.getmany(timeout_ms=100)).values():
-                for record in records:
-                    doc = json.loads(record.value)
-                    if doc.get("request_id") == request_id:
-                        self.say("    " + describe(doc))
-                        if done(doc):
-                            return
+                self.backlog.extend(json.loads(r.value) for r in records)
         raise TimeoutError(f"{request_id}: no outcome within {timeout} s; is `mutator dev up` running?")
 
 

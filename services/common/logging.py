@@ -13,6 +13,10 @@ from structlog.typing import EventDict, FilteringBoundLogger, Processor
 from services.common.settings import Settings
 
 
+# Structured tracebacks without local variables: locals would copy whole batches into every log line.
+_TRACEBACKS = structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False))
+
+
 def configure_logging(settings: Settings, service: str) -> FilteringBoundLogger:
     """Configure structlog and stdlib logging for `service`; returns a logger bound to it."""
     level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
@@ -27,7 +31,7 @@ def configure_logging(settings: Settings, service: str) -> FilteringBoundLogger:
     ]
     renderer = _renderer(settings.log_format)
     final: list[Processor] = (
-        [structlog.processors.dict_tracebacks, renderer] if _is_json(renderer) else [renderer]
+        [_TRACEBACKS, renderer] if _is_json(renderer) else [renderer]
     )
     structlog.configure(
         processors=[*shared, *final],

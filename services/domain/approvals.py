@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pydantic_core import to_jsonable_python
+
 from services.domain import decisions
 from services.domain.model import MutationRequest, PendingReason, Requirement, Status
 from services.domain.policies import Verdict
@@ -52,5 +54,6 @@ def open_round(request: MutationRequest, verdict: Verdict, now: datetime, *, bas
         requirements=requirements,
         base_version=base_version,
         expires_at=approval_deadline(request.expires_at, verdict.approval, now),
-        approval_spec=verdict.approval.model_dump(mode="json"),
+        # Durations as seconds: pydantic's JSON form (ISO 8601, "PT30M") is not one ApprovalSpec reads back.
+        approval_spec=to_jsonable_python(verdict.approval.model_dump(), timedelta_mode="float"),
     )

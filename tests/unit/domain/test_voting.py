@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -17,7 +18,6 @@ from tests.support.factories import (
     NOW,
     REQUESTER,
     approved,
-    codes,
     pending_approval,
     principal,
     risky_flag_command,
@@ -484,3 +484,12 @@ def test_renewed_round_gets_a_fresh_policy_deadline() -> None:
     assert done.status is Status.approved
     renewed = _renew(done, NOW + timedelta(hours=2))  # executed (stale) two hours later
     assert renewed.expires_at == NOW + timedelta(hours=3)
+
+
+def test_stored_approval_spec_is_plain_json_and_reads_back() -> None:
+    """Regression: the spec was stored with ISO 8601 durations ("PT30M") that ApprovalSpec could not parse,
+    so every vote on a policy with an expires_in crashed with a ValidationError."""
+    request = pending_approval()
+    spec = ApprovalSpec.model_validate(json.loads(json.dumps(request.approval_spec)))
+    assert spec.expires_in == timedelta(hours=1)
+    assert [s.expires_in for s in spec.steps] == [None, timedelta(minutes=30), None]
