@@ -24,7 +24,8 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 async def stack(backend: tuple[str, Path], kafka_bootstrap: str, redis_url: str) -> AsyncIterator[Client]:
     """The four services as processes on the real broker, Redis and SQLite or PostgreSQL."""
     database_url, data_dir = backend
-    settings = stack_settings(kafka_bootstrap, redis_url, database_url, data_dir)
+    settings = stack_settings(kafka_bootstrap, redis_url, database_url, data_dir,
+                              policies_file=Path(__file__).parent / "policies.yaml")
     services = await start_stack(settings)
     client = await open_client(settings)
     try:

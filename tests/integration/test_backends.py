@@ -18,18 +18,15 @@ async def test_redis_url_answers(redis_url: str) -> None:
 
 
 @pytest.mark.postgres
-async def test_postgres_url_is_a_fresh_database(postgres_url: str) -> None:
+async def test_postgres_url_is_a_database_of_this_run(postgres_url: str) -> None:
+    # Other tests of the session migrate into it, so only its identity is checked here.
     engine = create_async_engine(postgres_url)
     try:
         async with engine.connect() as conn:
             name = (await conn.execute(text("select current_database()"))).scalar_one()
-            tables = (
-                await conn.execute(text("select count(*) from pg_tables where schemaname='public'"))
-            ).scalar_one()
     finally:
         await engine.dispose()
-    assert name.startswith("mutator_test_")
-    assert tables == 0
+    assert name.startswith("mutator_test_") and name == postgres_url.rsplit("/", 1)[-1]
 
 
 async def test_sqlite_url_is_writable(sqlite_url: str) -> None:

