@@ -53,7 +53,7 @@ def open_round(request: MutationRequest, verdict: Verdict, now: datetime, *, bas
         approval_round=round_,
         requirements=requirements,
         base_version=base_version,
-        expires_at=approval_deadline(request.expires_at, verdict.approval, now),
+        expires_at=approval_deadline(request.requested_expires_at, verdict.approval, now),
         # Durations as seconds: pydantic's JSON form (ISO 8601, "PT30M") is not one ApprovalSpec reads back.
         approval_spec=to_jsonable_python(verdict.approval.model_dump(), timedelta_mode="float"),
     )

@@ -79,6 +79,9 @@ def submit(
             return transition(request, Status.expired, decisions.lifecycle("expired", now, exc.reason))
         return transition(request, Status.rejected, decisions.rejected(now, exc.code, "validation", exc.reason))
     verdict = policies.evaluate(policy_input(request, state))
+    if verdict.effect == "require_approval" and cmd.resolution_strategy is None and cmd.expected_version is None:
+        # Approvers approve a specific version: once it moves, they are asked again (DESIGN §4).
+        request = request.model_copy(update={"resolution_strategy": Strategy.require_renewed_approval})
     return apply_verdict(request, verdict, now, base_version=state.version)
 
 
@@ -115,7 +118,8 @@ def _check(cmd: SubmitMutation, state: StateDocument, registry: MutationRegistry
 
 
 def default_strategy(cmd: SubmitMutation) -> Strategy:
-    """DESIGN §4 defaults; human-approved requests renew approval once the state moved."""
+    """DESIGN §4 defaults before policies ran; `submit` switches a request that needs approval
+    (and gave no expected_version) to require_renewed_approval."""
     if cmd.resolution_strategy is not None:
         return cmd.resolution_strategy
     if cmd.expected_version is not None:
@@ -146,6 +150,7 @@ def _new_request(cmd: SubmitMutation, state: StateDocument, policies: PolicySet,
         created_at=now,
         updated_at=now,
         expires_at=cmd.expires_at,
+        requested_expires_at=cmd.expires_at,
         metadata=cmd.metadata or {},
         decisions=(decisions.lifecycle("submitted", now, cmd.reason, cmd.requester),),
     )

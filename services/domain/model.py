@@ -164,6 +164,7 @@ class MutationRequest(Value):
     created_at: datetime
     updated_at: datetime
     expires_at: datetime | None = None
+    requested_expires_at: datetime | None = None  # the producer's own deadline, before any policy capped it
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @property

@@ -234,3 +234,16 @@ def test_submit_rejects_state_type_mismatch_when_the_state_exists_with_another_t
 
     assert request.status is Status.rejected
     assert request.decisions[-1].metadata["rejection"]["code"] == "state_type_mismatch"
+
+
+def test_submit_defaults_a_request_needing_approval_to_renewed_approval() -> None:
+    request = submitted(risky_flag_command(), policy_set=review_policies())
+
+    assert request.status is Status.pending
+    assert request.resolution_strategy is Strategy.require_renewed_approval
+
+
+def test_submit_keeps_reject_stale_for_a_request_needing_approval_with_expected_version() -> None:
+    request = submitted(risky_flag_command(expected_version=0), policy_set=review_policies())
+
+    assert request.resolution_strategy is Strategy.reject_stale

@@ -473,9 +473,6 @@ def test_renewed_round_from_approved_request() -> None:
     assert cast_vote(renewed, vote(renewed, ALICE), NOW + MIN).status is Status.approved
 
 
-@pytest.mark.xfail(strict=True, reason="open_round derives the renewed deadline from the previous round's "
-                   "expires_at (already capped by the old policy expires_in): a round renewed after the first "
-                   "round's policy deadline opens already expired. Needs the client's expires_at kept apart.")
 def test_renewed_round_gets_a_fresh_policy_deadline() -> None:
     request = pending_approval()  # policy expires_in 1h, no client expires_at
     approved_at = NOW + 10 * MIN
