@@ -1,6 +1,6 @@
 """python -m services.audit"""
 
-from services.common.runner import run_service
 from services.audit.app import create_app
+from services.common.runner import run_service
 
 run_service(create_app)

@@ -80,11 +80,12 @@ async def start_services(settings: Settings, stack: Stack) -> None:
     logs = settings.data_dir / "logs"
     waits = []
     for name in SERVICES:
-        log_file = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - the child process owns it
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", f"services.{name}", env=service_env(settings),
-            stdout=asyncio.subprocess.PIPE, stderr=log_file, start_new_session=True,
-        )
+        with (logs / f"{name}.log").open("ab") as log_file:
+            # The child gets its own copy of the descriptor; ours closes when the block ends.
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", f"services.{name}", env=service_env(settings),
+                stdout=asyncio.subprocess.PIPE, stderr=log_file, start_new_session=True,
+            )
         stack.services[name] = proc
         waits.append(_wait_ready(name, proc))
     await asyncio.wait_for(asyncio.gather(*waits), READY_TIMEOUT_S)

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from services.common.settings import Settings
 from services.store.db import make_engine
-from services.store.uow import Store
+from services.store.uow import Store, Tx
+
+T = TypeVar("T")
+
+
+async def read(settings: Settings, query: Callable[[Tx], Awaitable[T]]) -> T:
+    """Run one read in its own short-lived connection (CLI commands are one-shot processes)."""
+    store = Store(make_engine(settings.database_url))
+    try:
+        async with store.begin() as tx:
+            return await query(tx)
+    finally:
+        await store.engine.dispose()
 
 
 async def show_request(settings: Settings, request_id: str) -> str | None:
     """The request's status and decision log as text, or None when unknown."""
-    store = Store(make_engine(settings.database_url))
-    try:
-        async with store.begin() as tx:
-            request = await tx.get_request(request_id)
-    finally:
-        await store.engine.dispose()
+    request = await read(settings, lambda tx: tx.get_request(request_id))
     if request is None:
         return None
     pending = f" ({request.pending_reason})" if request.pending_reason else ""
@@ -28,7 +37,7 @@ async def show_request(settings: Settings, request_id: str) -> str | None:
         + (f", resulting version {request.resulting_version}" if request.resulting_version is not None else ""),
     ]
     for req in request.requirements:
-        target = req.users or req.role or req.group
+        target = ", ".join(req.users) if req.users else (req.role or req.group)
         lines.append(f"  step {req.step}: {target} {len(req.approvals)}/{req.quorum} {req.status}")
     lines.append("decisions:")
     for n, d in enumerate(request.decisions):
@@ -39,12 +48,7 @@ async def show_request(settings: Settings, request_id: str) -> str | None:
 
 async def show_state(settings: Settings, state_id: str) -> str | None:
     """The state's version and document as text, or None when it does not exist."""
-    store = Store(make_engine(settings.database_url))
-    try:
-        async with store.begin() as tx:
-            state = await tx.get_state(state_id)
-    finally:
-        await store.engine.dispose()
+    state = await read(settings, lambda tx: tx.get_state(state_id))
     if state is None:
         return None
     return f"state {state.state_id} ({state.state_type}) version {state.version}\n" + json.dumps(

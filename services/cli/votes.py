@@ -11,26 +11,20 @@ from aiokafka import AIOKafkaProducer
 
 from contracts import topics
 from contracts.approvals import ApprovalSubmitted, Rejection
+from services.cli.inspect import read
 from services.common.directory import load_directory
 from services.common.settings import Settings
 from services.common.signing import sign
 from services.domain.model import MutationRequest, PendingReason, Status
 from services.domain.voting import open_requirement
-from services.store.db import make_engine
-from services.store.uow import Store
 
 
 async def load_requests(settings: Settings, request_id: str | None = None) -> list[MutationRequest]:
     """One request by id, or every pending one."""
-    store = Store(make_engine(settings.database_url))
-    try:
-        async with store.begin() as tx:
-            if request_id is not None:
-                found = await tx.get_request(request_id)
-                return [found] if found else []
-            return await tx.list_requests(status=Status.pending.value, limit=1000)
-    finally:
-        await store.engine.dispose()
+    if request_id is not None:
+        found = await read(settings, lambda tx: tx.get_request(request_id))
+        return [found] if found else []
+    return await read(settings, lambda tx: tx.list_requests(status=Status.pending.value, limit=1000))
 
 
 def signed_vote(request: MutationRequest, approver: str, private_key_b64: str, decision: str, *,
@@ -79,6 +73,6 @@ async def pending_for(settings: Settings, principal_id: str) -> list[tuple[Mutat
         step = open_requirement(request)
         if (request.pending_reason is PendingReason.approval and step is not None and principal.qualifies(step)
                 and principal_id not in step.voters):
-            target = step.users or step.role or step.group
+            target = ", ".join(step.users) if step.users else (step.role or step.group)
             actionable.append((request, f"step {step.step} ({target}) {len(step.approvals)}/{step.quorum}"))
     return actionable

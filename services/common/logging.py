@@ -12,7 +12,6 @@ from structlog.typing import EventDict, FilteringBoundLogger, Processor
 
 from services.common.settings import Settings
 
-
 # Structured tracebacks without local variables: locals would copy whole batches into every log line.
 _TRACEBACKS = structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False))
 

@@ -12,7 +12,7 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _PATTERN = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 
 
-def parse_duration(text: str | int | float) -> timedelta:
+def parse_duration(text: str | float) -> timedelta:
     """`1h` -> timedelta(hours=1); ISO 8601 (`PT1H`, how stored specs serialise) too."""
     if isinstance(text, int | float):
         return timedelta(seconds=text)

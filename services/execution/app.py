@@ -6,8 +6,8 @@ from faststream import FastStream
 
 from contracts import topics
 from services.cache.lock import StateLocks
-from services.common.policy_files import load_policies
 from services.common.consumer import Guard
+from services.common.policy_files import load_policies
 from services.common.service import Runtime, build_service
 from services.common.settings import Settings
 from services.execution.handlers import make_handle

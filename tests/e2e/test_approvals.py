@@ -12,7 +12,7 @@ from contracts import topics
 from contracts.approvals import Rejection
 from services.cli.demo import demo_key
 from services.cli.votes import load_requests, signed_vote
-from tests.support.stack import Client
+from tests.support.stack import Client, audited
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
@@ -101,7 +101,9 @@ async def test_forged_signature_is_refused_and_changes_nothing(stack: Client) ->
 
     await stack.send(topics.APPROVALS, forged, key=msg["state_id"])
 
-    assert (await refusal(stack, forged))["code"] == "approval.bad_signature"
+    refused = await refusal(stack, forged)
+    assert refused["code"] == "approval.bad_signature"
+    assert await audited(stack.settings, refused["message_id"]) == "ApprovalRefused"
     after = (await load_requests(stack.settings, msg["request_id"]))[0]
     assert after.revision == request.revision and after.requirements == request.requirements
 

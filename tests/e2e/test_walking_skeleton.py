@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Any
 
 import pytest
 
 from contracts import topics
-from tests.support.stack import Client, audit_types
+from tests.support.stack import Client, audit_types, audited
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
 
@@ -71,6 +72,7 @@ async def test_same_request_id_with_another_body_is_dead_lettered(stack: Client)
 
     dead = await stack.wait_for(lambda e: e.get("causation_id") == conflicting["message_id"])
     assert dead[0]["message_type"] == "MessageRejected" and dead[0]["code"] == "request_id_conflict"
+    assert await audited(stack.settings, dead[0]["message_id"]) == "MessageRejected"
 
 
 async def test_garbage_bytes_land_on_the_dead_letter_topic_with_a_code(stack: Client) -> None:
@@ -82,6 +84,8 @@ async def test_garbage_bytes_land_on_the_dead_letter_topic_with_a_code(stack: Cl
                                 and e["size"] == len(garbage))
     assert dead[0]["code"] == "invalid_json"
     assert dead[0]["source_topic"] == stack.settings.topic(topics.REQUESTS)
+    assert base64.b64decode(dead[0]["raw"]) == garbage
+    assert await audited(stack.settings, dead[0]["message_id"]) == "MessageRejected"
 
 
 async def test_policy_denied_request_ends_rejected_with_the_policy_reason(stack: Client) -> None:

@@ -96,3 +96,20 @@ async def audit_types(settings: Settings, request_id: str, want: set[str], timeo
             await asyncio.sleep(0.1)
     finally:
         await engine.dispose()
+
+
+async def audited(settings: Settings, message_id: str, timeout: float = 20) -> str | None:
+    """The message type the audit log recorded for `message_id`, once it does (None at timeout)."""
+    engine = make_engine(settings.database_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            async with engine.connect() as conn:
+                row = (await conn.execute(text("SELECT message_type FROM audit_log WHERE message_id = :m"),
+                                          {"m": message_id})).first()
+            if row is not None:
+                return str(row[0])
+            await asyncio.sleep(0.1)
+        return None
+    finally:
+        await engine.dispose()
