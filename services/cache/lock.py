@@ -14,8 +14,8 @@ from redis.exceptions import LockError, RedisError
 log = structlog.get_logger(__name__)
 
 
-class LockBusy(Exception):
-    """Another holder kept a state's lock past our wait; the caller retries later."""
+class LockBusy(TimeoutError):
+    """Another holder kept a state's lock past our wait; transient (a TimeoutError): the caller retries."""
 
 
 class StateLocks:
@@ -28,15 +28,19 @@ class StateLocks:
     async def hold(self, state_ids: Iterable[str]) -> AsyncIterator[None]:
         """Acquire every lock (concurrently), yield, release. Redis down: go on unlocked."""
         locks = [self._lock(s) for s in sorted(set(state_ids))] if self._redis else []
-        held: list[Lock] = []
-        try:
-            results = await asyncio.gather(*(lock.acquire() for lock in locks))
-            held = [lock for lock, ok in zip(locks, results, strict=True) if ok]
-            if len(held) < len(locks):
-                raise LockBusy(f"{len(locks) - len(held)} state locks still held elsewhere")
-        except RedisError as exc:
+        # Every acquire runs to its end, so none is left holding a lock that nobody releases.
+        results = await asyncio.gather(*(lock.acquire() for lock in locks), return_exceptions=True)
+        held = [lock for lock, ok in zip(locks, results, strict=True) if ok is True]
+        failed = [r for r in results if isinstance(r, BaseException)]
+        unexpected = [r for r in failed if not isinstance(r, RedisError)]
+        if unexpected or False in results:
+            await asyncio.gather(*(self._release(lock) for lock in held))  # keep none of them
+            if unexpected:
+                raise unexpected[0]
+            raise LockBusy(f"{results.count(False)} state locks still held elsewhere")
+        if failed:
             # Correctness does not depend on the lock; losing Redis only loses the saved work.
-            log.warning("redis lock unavailable; relying on the SQL compare-and-set", error=str(exc))
+            log.warning("redis lock unavailable; relying on the SQL compare-and-set", error=str(failed[0]))
         try:
             yield
         finally:

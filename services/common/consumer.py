@@ -25,12 +25,15 @@ from services.store.uow import Store, Tx
 Handle = Callable[[Tx, list[Inbound], datetime], Awaitable[None]]
 Guard = Callable[[list[Inbound]], AbstractAsyncContextManager[None]]
 log = structlog.get_logger(__name__)
+MAX_KEY = 200
 
 
 async def emit(tx: Tx, service: str, settings: Settings, messages: Iterable[Envelope]) -> None:
     """Write outgoing messages to this service's outbox, in the caller's transaction."""
     for m in messages:
         key = getattr(m, "state_id", None) or getattr(m, "source_key", None) or ""
+        # A dead letter's source key is whatever the producer sent; the outbox key column holds 200.
+        key = key[:MAX_KEY]
         await tx.add_outbox(service, settings.topic(m.topic), key, m.message_id, m.message_type, m.to_json())
 
 

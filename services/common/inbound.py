@@ -13,6 +13,9 @@ from pydantic import ValidationError
 from contracts.deadletter import RAW_LIMIT, MessageRejected
 from contracts.envelope import MAX_MESSAGE_BYTES, Envelope
 
+MAX_ID = 200
+"""processed_message.message_id holds 200 characters; longer dedupe ids are recorded by their hash."""
+
 MAX_DEPTH = 64
 """Deeper JSON is refused: pydantic cannot serialise past 255 levels and no real change needs it."""
 
@@ -42,12 +45,12 @@ class Inbound:
         if self.message is not None:
             return self.message.message_id
         digest = hashlib.sha256(self.record.value or b"").hexdigest()[:16]
-        return f"raw:{self.record.topic}:{self.record.partition}:{self.record.offset}:{digest}"
+        return _bounded(f"raw:{self.record.topic}:{self.record.partition}:{self.record.offset}:{digest}")
 
     @property
     def position_id(self) -> str:
         """The message id at this record's position: a redelivery repeats it, a re-publish does not."""
-        return f"{self.dedupe_id}@{self.record.topic}/{self.record.partition}/{self.record.offset}"
+        return _bounded(f"{self.dedupe_id}@{self.record.topic}/{self.record.partition}/{self.record.offset}")
 
     @property
     def key(self) -> str:
@@ -106,6 +109,13 @@ def rejected(item: Inbound, *, code: str | None = None, reason: str | None = Non
         correlation_id=getattr(item.message, "correlation_id", None),
         causation_id=getattr(item.message, "message_id", None),
     )
+
+
+def _bounded(identity: str) -> str:
+    """`identity`, or its sha256 when it is too long to record."""
+    if len(identity) <= MAX_ID:
+        return identity
+    return f"sha256:{hashlib.sha256(identity.encode()).hexdigest()}"
 
 
 def _depth(value: Any) -> int:
