@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from contracts import topics
 from contracts.approvals import ApprovalSubmitted
-from contracts.deadletter import MessageRejected
 from contracts.commands import CancelRequested
+from contracts.deadletter import MessageRejected
 from contracts.decisions import ApprovalRefused, CommandRefused, RequestDecided, RequestDuplicate
 from contracts.envelope import Envelope
 from contracts.executions import ExecuteApproved, MutationExecuted, MutationFailed
