@@ -83,3 +83,31 @@ async def database(kind: str, data_dir: Path) -> AsyncIterator[str]:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await conn.close()
+
+
+PG_COUNTERS = ("xact_commit", "tup_inserted", "tup_updated", "tup_deleted", "tup_fetched")
+
+
+async def pg_counters(url: str) -> dict[str, int] | None:
+    """This database's cumulative pg_stat_database counters (None for SQLite)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return None
+    conn = await asyncpg.connect(_dsn(url, parsed.database or "postgres"), timeout=5)
+    try:
+        row = await conn.fetchrow(f"SELECT {', '.join(PG_COUNTERS)} FROM pg_stat_database WHERE datname = $1",
+                                  parsed.database)
+    finally:
+        await conn.close()
+    return dict(row) if row else None
+
+
+async def postgres_answers() -> bool:
+    """True if the benchmark's PostgreSQL server accepts a login."""
+    server = os.environ.get("MUTATOR_BENCH_POSTGRES", DEFAULT_POSTGRES)
+    try:
+        conn = await asyncpg.connect(_dsn(server, "postgres"), timeout=2)
+    except (TimeoutError, OSError, asyncpg.PostgresError):
+        return False
+    await conn.close()
+    return True

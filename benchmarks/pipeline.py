@@ -1,6 +1,6 @@
 """Governed pipeline vs a naive aiokafka baseline, on the local broker, in one run.
 
-    .venv/bin/python benchmarks/pipeline.py [--n 3000] [--rate 500] [--db sqlite|postgres|both] [--json [PATH]]
+    .venv/bin/python benchmarks/pipeline.py [--n 1000] [--rate 500] [--db sqlite|postgres|both] [--json [PATH]]
 
 Per database: (1) governed burst of N, (2) baseline burst of N, (3) both paced at --rate for N.
 Reports completed requests/s, p50/p99 submit -> executed latency, and the governed services' RSS
@@ -15,6 +15,8 @@ import json
 import os
 import platform
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from infra import Infra, database, infrastructure
+from infra import Infra, database, infrastructure, pg_counters, postgres_answers
 from load import latencies_ms, open_producer, open_reader, percentile, requests, send
 from pipelines import Baseline, Governed, Rss, wait_completed
 
@@ -33,14 +35,49 @@ IDLE_SETTLE_S = 2.0
 AFTER_LOAD_S = 3.0
 
 
+def start_profilers(pids: dict[str, int], out: Path, tag: str) -> list[subprocess.Popen[bytes]]:
+    """py-spy (if installed next to this python) on each process, collapsed stacks, until stopped."""
+    spy = Path(sys.executable).with_name("py-spy")
+    out.mkdir(parents=True, exist_ok=True)
+    return [subprocess.Popen([str(spy), "record", "--nonblocking", "--format", "raw", "--rate", "200",
+                              "-o", str(out / f"{tag}-{name}.txt"), "-p", str(pid)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for name, pid in pids.items()]
+
+
+def stop_profilers(spies: list[subprocess.Popen[bytes]]) -> None:
+    for spy in spies:
+        if spy.poll() is None:
+            spy.send_signal(signal.SIGINT)
+    for spy in spies:
+        try:
+            spy.wait(15)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait(5)
+    spies.clear()
+
+
 async def run_scenario(infra: Infra, db: str, url: str, data_dir: Path, kind: str, mode: str,
                        args: argparse.Namespace, rss: Rss) -> dict[str, Any]:
+    """One scenario; on PostgreSQL also the database work per request (server counters, whole scenario)."""
+    before = await pg_counters(url)
+    result = await _scenario(infra, db, url, data_dir, kind, mode, args, rss)
+    if before is not None:
+        await asyncio.sleep(0.5)  # backends flush their stats when they exit (the pipeline just stopped)
+        after = await pg_counters(url) or {}
+        result["db_per_request"] = {k: round((after[k] - v) / (args.n + args.warmup), 1) for k, v in before.items()}
+    return result
+
+
+async def _scenario(infra: Infra, db: str, url: str, data_dir: Path, kind: str, mode: str,
+                    args: argparse.Namespace, rss: Rss) -> dict[str, Any]:
     pipeline: Governed | Baseline = (Governed(infra.kafka, infra.redis_url, url, data_dir) if kind == "governed"
                                      else Baseline(infra.kafka, url, data_dir))
     tag = f"{pipeline.prefix.rstrip('.')}-{mode}"
     result: dict[str, Any] = {"pipeline": kind, "mode": mode, "db": db, "n": args.n,
                               "rate": args.rate if mode == "paced" else None}
     producer = reader = None
+    spies: list[subprocess.Popen[bytes]] = []
     try:
         started = time.monotonic()
         await pipeline.start()
@@ -58,6 +95,8 @@ async def run_scenario(infra: Infra, db: str, url: str, data_dir: Path, kind: st
         await wait_completed(pipeline, args.warmup, args.timeout)
 
         items = requests(tag, args.n, max(1, args.n // 3))
+        if args.profile and mode == "burst":
+            spies = start_profilers(pipeline.pids, Path(args.profile), f"{db}-{kind}")
         t0 = time.monotonic()
         sent = await send(producer, pipeline.source, items, args.rate if mode == "paced" else None)
         result["send_s"] = round(time.monotonic() - t0, 3)
@@ -65,6 +104,7 @@ async def run_scenario(infra: Infra, db: str, url: str, data_dir: Path, kind: st
             raise RuntimeError(f"only {sum(r in reader.seen for r in sent)}/{args.n} executed "
                                f"(other events: {reader.other})")
         done = await wait_completed(pipeline, args.warmup + args.n, args.timeout)
+        stop_profilers(spies)
         lat = latencies_ms(sent, reader.seen)
         result.update({
             "elapsed_s": round(done - t0, 3),
@@ -78,6 +118,7 @@ async def run_scenario(infra: Infra, db: str, url: str, data_dir: Path, kind: st
         result["rss_after_load_mb"] = {k: round(v, 1) for k, v in rss.take(pipeline.pids).items()}
         return result
     finally:
+        stop_profilers(spies)
         if reader is not None:
             await reader.stop()
         if producer is not None:
@@ -138,6 +179,12 @@ async def main(args: argparse.Namespace) -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="mutator-bench-"))
     (data_dir / "logs").mkdir()
     dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    if "postgres" in dbs and not await postgres_answers():
+        if args.db == "postgres":
+            print("no PostgreSQL answers (set MUTATOR_BENCH_POSTGRES)", file=sys.stderr)
+            return 2
+        print("no PostgreSQL answers; running SQLite only (set MUTATOR_BENCH_POSTGRES)", file=sys.stderr)
+        dbs = ["sqlite"]
     results: list[dict[str, Any]] = []
     ok = False
     started = time.monotonic()
@@ -172,13 +219,15 @@ async def main(args: argparse.Namespace) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=3000, help="requests per scenario (default 3000)")
+    parser.add_argument("--n", type=int, default=1000, help="requests per scenario (default 1000)")
     parser.add_argument("--rate", type=float, default=500, help="paced scenario rate, requests/s (default 500)")
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both",
                         help="database(s); postgres server from MUTATOR_BENCH_POSTGRES (default both)")
     parser.add_argument("--json", nargs="?", const="-", help="also write the results as JSON (to PATH, or stdout)")
     parser.add_argument("--warmup", type=int, default=60, help="unmeasured requests before each scenario")
     parser.add_argument("--timeout", type=float, default=120, help="bound of every wait, seconds")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="py-spy the processes during the burst runs; collapsed stacks into DIR")
     parser.add_argument("--keep", action="store_true", help="keep the data dir (SQLite file, service logs)")
     return parser.parse_args(argv)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from faststream import FastStream
+from faststream import AckPolicy, FastStream
 from faststream.kafka.annotations import KafkaMessage
 from redis.asyncio import Redis
 
@@ -74,6 +74,9 @@ def build_service(
 
     @broker.subscriber(
         *[settings.topic(t) for t in topics], group_id=service, batch=True, max_records=settings.max_batch,
+        # Explicit, not inherited: commit the position only after the batch's transaction committed;
+        # an exception (infrastructure still down after bounded retries) seeks back and the partition waits.
+        ack_policy=AckPolicy.NACK_ON_ERROR,
         batch_timeout_ms=settings.fetch_max_wait_ms, decoder=_passthrough, listener=tracker,
         **consumer_kwargs(settings),
     )
