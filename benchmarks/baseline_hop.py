@@ -1,6 +1,7 @@
 """One hop of the naive baseline pipeline, run as its own process.
 
-    python benchmarks/baseline_hop.py --bootstrap H:P --database URL --group G --source T --table TBL [--sink T2]
+    python benchmarks/baseline_hop.py --bootstrap H:P --database URL --group G --source T --table TBL \
+        [--sink T2]
 
 aiokafka consumer (own group, earliest, fetch_max_wait_ms=10) -> for each message, one SQL
 transaction inserting one row into this hop's table (engine from services.store.db.make_engine, so
@@ -39,15 +40,23 @@ class _Ready(ConsumerRebalanceListener):  # type: ignore[misc]
 
 async def run(args: argparse.Namespace) -> None:
     engine = make_engine(args.database)
-    insert = text(f"INSERT INTO {args.table} (message_id, request_id, payload, recorded_at) "
-                  "VALUES (:m, :r, :p, :t)")
+    insert = text(
+        f"INSERT INTO {args.table} (message_id, request_id, payload, recorded_at) VALUES (:m, :r, :p, :t)"
+    )
     producer = None
     if args.sink:
-        producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, acks="all", client_id=f"bench-{args.group}")
+        producer = AIOKafkaProducer(
+            bootstrap_servers=args.bootstrap, acks="all", client_id=f"bench-{args.group}"
+        )
         await producer.start()
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=args.bootstrap, group_id=args.group, auto_offset_reset="earliest", fetch_max_wait_ms=10,
-        session_timeout_ms=6000, heartbeat_interval_ms=1000, client_id=f"bench-{args.group}",
+        bootstrap_servers=args.bootstrap,
+        group_id=args.group,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=10,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+        client_id=f"bench-{args.group}",
     )
     consumer.subscribe([args.source], listener=_Ready(args.group))
     await consumer.start()
@@ -55,8 +64,15 @@ async def run(args: argparse.Namespace) -> None:
         async for msg in consumer:
             doc = json.loads(msg.value)
             async with engine.begin() as conn:  # one transaction per message
-                await conn.execute(insert, {"m": doc["message_id"], "r": doc["request_id"],
-                                            "p": msg.value.decode(), "t": time.time()})
+                await conn.execute(
+                    insert,
+                    {
+                        "m": doc["message_id"],
+                        "r": doc["request_id"],
+                        "p": msg.value.decode(),
+                        "t": time.time(),
+                    },
+                )
             if producer is not None:
                 await producer.send_and_wait(args.sink, msg.value, key=msg.key)
     finally:

@@ -1,11 +1,11 @@
-"""Benchmark infrastructure: one embedded broker, Redis, and the database of one run (SQLite file or fresh PostgreSQL)."""
+"""Benchmark infrastructure: embedded broker, Redis, and the run's database (SQLite or fresh PostgreSQL)."""
 
 from __future__ import annotations
 
 import os
 import uuid
-from contextlib import asynccontextmanager, contextmanager
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ class Infra:
     """Addresses shared by every scenario of the run."""
 
     kafka: str
+    broker_pid: int
     redis_url: str
     redis_kind: str  # "local" | "embedded"
 
@@ -48,11 +49,12 @@ def infrastructure(data_dir: Path) -> Iterator[Infra]:
         if _redis_answers(LOCAL_REDIS):
             redis_url, kind = LOCAL_REDIS, "local"
         else:
-            server = embedded.start_redis(embedded.free_port(), data_dir=data_dir,
-                                          log_path=data_dir / "logs" / "redis.log")
+            server = embedded.start_redis(
+                embedded.free_port(), data_dir=data_dir, log_path=data_dir / "logs" / "redis.log"
+            )
             servers.append(server)
             redis_url, kind = f"redis://{server.address}/0", "embedded"
-        yield Infra(broker.address, redis_url, kind)
+        yield Infra(broker.address, broker.pid, redis_url, kind)
     finally:
         for server in reversed(servers):
             server.stop()
@@ -64,7 +66,7 @@ def _dsn(url: str, database: str) -> str:
 
 @asynccontextmanager
 async def database(kind: str, data_dir: Path) -> AsyncIterator[str]:
-    """The SQLAlchemy URL of this run's database: a SQLite file, or a fresh PostgreSQL database dropped after."""
+    """The SQLAlchemy URL of this run's database: a SQLite file, or a fresh PostgreSQL database (dropped)."""
     if kind == "sqlite":
         yield f"sqlite+aiosqlite:///{data_dir / 'mutator.db'}"
         return
@@ -95,8 +97,9 @@ async def pg_counters(url: str) -> dict[str, int] | None:
         return None
     conn = await asyncpg.connect(_dsn(url, parsed.database or "postgres"), timeout=5)
     try:
-        row = await conn.fetchrow(f"SELECT {', '.join(PG_COUNTERS)} FROM pg_stat_database WHERE datname = $1",
-                                  parsed.database)
+        row = await conn.fetchrow(
+            f"SELECT {', '.join(PG_COUNTERS)} FROM pg_stat_database WHERE datname = $1", parsed.database
+        )
     finally:
         await conn.close()
     return dict(row) if row else None

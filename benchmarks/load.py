@@ -1,4 +1,4 @@
-"""Load generation and completion timing: requests, a burst or paced producer, a reader of the executed topic."""
+"""Load and completion timing: requests, a burst or paced producer, a reader of the executed topic."""
 
 from __future__ import annotations
 
@@ -46,8 +46,9 @@ async def open_producer(bootstrap: str) -> AIOKafkaProducer:
     return producer
 
 
-async def send(producer: AIOKafkaProducer, topic: str, items: list[tuple[str, str, bytes]],
-               rate: float | None) -> dict[str, float]:
+async def send(
+    producer: AIOKafkaProducer, topic: str, items: list[tuple[str, str, bytes]], rate: float | None
+) -> dict[str, float]:
     """Send all items (burst when rate is None, else paced at `rate`/s); returns request_id -> submit time."""
     sent: dict[str, float] = {}
     futures = []
@@ -115,8 +116,13 @@ class Reader:
 async def open_reader(bootstrap: str, topic: str, want_type: str | None) -> Reader:
     """Start a reader in its own group (earliest, fetch_max_wait_ms=10) and wait until it holds partitions."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=f"bench-reader-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest", fetch_max_wait_ms=10, session_timeout_ms=6000, heartbeat_interval_ms=1000,
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-reader-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=10,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
     )
     await consumer.start()
     reader = Reader(consumer, want_type)

@@ -35,6 +35,18 @@ def rss_mb(pids: dict[str, int]) -> dict[str, float]:
     return out
 
 
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """User + system CPU seconds each live process has used so far."""
+    out = {}
+    for name, pid in pids.items():
+        try:
+            t = psutil.Process(pid).cpu_times()
+            out[name] = t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
 class Governed:
     """intake, approval, execution and audit as processes, exactly as `mutator dev up` starts them."""
 
@@ -43,8 +55,14 @@ class Governed:
     def __init__(self, kafka: str, redis_url: str, database_url: str, data_dir: Path) -> None:
         self.prefix = f"bg{uuid.uuid4().hex[:6]}."
         self.settings = Settings(
-            kafka_bootstrap=kafka, redis_url=redis_url, database_url=database_url, data_dir=data_dir,
-            topic_prefix=self.prefix, partitions=PARTITIONS, start_kafka=False, start_redis=False,
+            kafka_bootstrap=kafka,
+            redis_url=redis_url,
+            database_url=database_url,
+            data_dir=data_dir,
+            topic_prefix=self.prefix,
+            partitions=PARTITIONS,
+            start_kafka=False,
+            start_redis=False,
         )
         self.stack = Stack()
         self.engine = make_engine(database_url)
@@ -68,15 +86,23 @@ class Governed:
         (self.settings.data_dir / "logs").mkdir(parents=True, exist_ok=True)
         await ensure_catalog(self.settings)
         async with self.engine.connect() as conn:
-            self.start_seq = (await conn.execute(text("SELECT coalesce(max(seq), 0) FROM audit_log"))).scalar_one()
+            self.start_seq = (
+                await conn.execute(text("SELECT coalesce(max(seq), 0) FROM audit_log"))
+            ).scalar_one()
         await start_services(self.settings, self.stack)
 
     async def completed(self) -> int:
         """MutationExecuted rows the audit log holds for this stack's topics."""
         async with self.engine.connect() as conn:
-            return (await conn.execute(text(
-                "SELECT count(*) FROM audit_log WHERE seq > :s AND topic = :t AND message_type = 'MutationExecuted'"),
-                {"s": self.start_seq, "t": self.executed})).scalar_one()
+            return (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FROM audit_log"
+                        " WHERE seq > :s AND topic = :t AND message_type = 'MutationExecuted'"
+                    ),
+                    {"s": self.start_seq, "t": self.executed},
+                )
+            ).scalar_one()
 
     async def stop(self) -> None:
         try:
@@ -116,9 +142,15 @@ class Baseline:
         await ensure_topics(self.kafka, self.topics, PARTITIONS)
         meta = MetaData()
         for name in self.tables:
-            Table(name, meta, Column("id", Integer, primary_key=True, autoincrement=True),
-                  Column("message_id", String(200), nullable=False), Column("request_id", String(200)),
-                  Column("payload", Text, nullable=False), Column("recorded_at", Float, nullable=False))
+            Table(
+                name,
+                meta,
+                Column("id", Integer, primary_key=True, autoincrement=True),
+                Column("message_id", String(200), nullable=False),
+                Column("request_id", String(200)),
+                Column("payload", Text, nullable=False),
+                Column("recorded_at", Float, nullable=False),
+            )
         async with self.engine.begin() as conn:
             await conn.run_sync(meta.create_all)
         logs = self.data_dir / "logs"
@@ -126,14 +158,26 @@ class Baseline:
         waits = []
         for i, table in enumerate(self.tables):
             name = f"hop{i + 1}"
-            argv = [sys.executable, str(HERE / "baseline_hop.py"), "--bootstrap", self.kafka,
-                    "--database", self.database_url, "--group", f"{self.prefix}{name}",
-                    "--source", self.topics[i], "--table", table]
+            argv = [
+                sys.executable,
+                str(HERE / "baseline_hop.py"),
+                "--bootstrap",
+                self.kafka,
+                "--database",
+                self.database_url,
+                "--group",
+                f"{self.prefix}{name}",
+                "--source",
+                self.topics[i],
+                "--table",
+                table,
+            ]
             if i + 1 < len(self.topics):
                 argv += ["--sink", self.topics[i + 1]]
-            with open(logs / f"{self.prefix}{name}.log", "ab") as log:
-                proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE, stderr=log,
-                                                            start_new_session=True)
+            with open(logs / f"{self.prefix}{name}.log", "ab") as log:  # noqa: ASYNC230 - once per hop, at start
+                proc = await asyncio.create_subprocess_exec(
+                    *argv, stdout=asyncio.subprocess.PIPE, stderr=log, start_new_session=True
+                )
             self.procs[name] = proc
             waits.append(_wait_line(proc, f"bench-hop-ready {self.prefix}{name}"))
         await asyncio.wait_for(asyncio.gather(*waits), 60)
@@ -173,7 +217,9 @@ async def _drain(proc: asyncio.subprocess.Process) -> None:
         pass
 
 
-async def wait_completed(pipeline: Governed | Baseline, target: int, timeout: float, poll_s: float = 0.02) -> float:
+async def wait_completed(
+    pipeline: Governed | Baseline, target: int, timeout: float, poll_s: float = 0.02
+) -> float:
     """Poll the pipeline's completion count until it reaches `target`; returns the monotonic time it did."""
     deadline = time.monotonic() + timeout
     while True:

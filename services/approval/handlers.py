@@ -73,6 +73,7 @@ def make_handle(runtime: Runtime, directory: Directory) -> Handle:
         await emit(tx, service, settings, decided(request, saved, command.message_id))
 
     async def handle(tx: Tx, items: list[Inbound], now: datetime) -> None:
+        await tx.prefetch(request_ids=[getattr(i.message, "request_id", "") for i in items])
         for item in items:
             await (on_vote if isinstance(item.message, ApprovalSubmitted) else on_cancel)(tx, item, now)
 

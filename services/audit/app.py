@@ -14,5 +14,6 @@ AUDITED = [topics.DECISIONS, topics.EXECUTIONS, topics.SIDE_EFFECTS, topics.DEAD
 
 def create_app(settings: Settings) -> FastStream:
     """The audit FastStream app. It never dead-letters: unreadable records are audited raw."""
+    # The audit log is unique on message_id, so it dedupes redeliveries itself: no processed_message rows.
     return build_service(settings, service="audit", topics=AUDITED, make_handle=make_handle,
-                         dead_letter_invalid=False)
+                         dead_letter_invalid=False, track_processed=False)

@@ -41,14 +41,14 @@ def make_handle(runtime: Runtime) -> Handle:
     async def handle(tx: Tx, items: list[Inbound], now: datetime) -> None:
         await tx.append_audit([entry(i, now) for i in items])
         # The events are already published facts, so caching them before our commit is safe.
-        for item in items:
-            msg = item.message
-            if isinstance(msg, RequestDecided):
-                await cache.record_decision(msg.request_id, msg.sequence, {
-                    "sequence": msg.sequence, "status": msg.status, "revision": msg.revision,
-                    "code": msg.decision.code, "category": msg.decision.category, "reason": msg.decision.reason})
-            elif isinstance(msg, MutationExecuted):
-                await cache.record_state(msg.state_id, msg.resulting_version, {
-                    "version": msg.resulting_version, "request_id": msg.request_id})
+        messages = [i.message for i in items]
+        await cache.record_many(
+            [(m.request_id, m.sequence, {"sequence": m.sequence, "status": m.status, "revision": m.revision,
+                                         "code": m.decision.code, "category": m.decision.category,
+                                         "reason": m.decision.reason})
+             for m in messages if isinstance(m, RequestDecided)],
+            [(m.state_id, m.resulting_version, {"version": m.resulting_version, "request_id": m.request_id})
+             for m in messages if isinstance(m, MutationExecuted)],
+        )
 
     return handle

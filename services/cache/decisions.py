@@ -7,6 +7,7 @@ an older write never replaces a newer one, so the cache cannot run backwards.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import structlog
@@ -39,6 +40,22 @@ class DecisionCache:
     async def record_state(self, state_id: str, version: int, value: dict[str, Any]) -> None:
         """Remember a state's version unless a later one is already cached."""
         await self._set(f"{self._prefix}state:{state_id}", version, value)
+
+    async def record_many(self, decisions: Iterable[tuple[str, int, dict[str, Any]]],
+                          states: Iterable[tuple[str, int, dict[str, Any]]] = ()) -> None:
+        """Many record_decision/record_state writes in one pipelined round trip."""
+        entries = [(f"{self._prefix}decision:{rid}", n, v) for rid, n, v in decisions]
+        entries += [(f"{self._prefix}state:{sid}", n, v) for sid, n, v in states]
+        if self._script is None or self._redis is None or not entries:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key, order, value in entries:
+                    await self._script(keys=[key], args=[order, json.dumps(value, default=str), self._ttl],
+                                       client=pipe)
+                await pipe.execute()
+        except RedisError as exc:
+            log.warning("decision cache write skipped", error=str(exc))
 
     async def latest_decision(self, request_id: str) -> dict[str, Any] | None:
         """The cached latest decision, or None (miss, or Redis unavailable)."""

@@ -1,17 +1,24 @@
-"""Per-state execution locks in Redis. An optimisation only: the SQL version compare-and-set fences."""
+"""Per-state execution locks in Redis. An optimisation only: the SQL version compare-and-set fences.
+
+A batch may touch hundreds of states, so all of its locks are taken and released in pipelined
+round trips (SET NX PX with one token per batch; release with redis-py's own compare-and-delete
+script), rather than one lock object and connection per state.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 import structlog
 from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import RedisError
 
 log = structlog.get_logger(__name__)
+RETRY_S = 0.02
 
 
 class LockBusy(TimeoutError):
@@ -22,37 +29,54 @@ class StateLocks:
     """Holds the locks of a set of states for the length of one transaction."""
 
     def __init__(self, redis: Redis | None, *, ttl_ms: int, prefix: str = "mutator:") -> None:
-        self._redis, self._ttl_s, self._prefix = redis, ttl_ms / 1000, prefix
+        self._redis, self._ttl_ms, self._prefix = redis, ttl_ms, prefix
+        self._release_script = redis.register_script(Lock.LUA_RELEASE_SCRIPT) if redis else None
 
     @asynccontextmanager
     async def hold(self, state_ids: Iterable[str]) -> AsyncIterator[None]:
-        """Acquire every lock (concurrently), yield, release. Redis down: go on unlocked."""
-        locks = [self._lock(s) for s in sorted(set(state_ids))] if self._redis else []
-        # Every acquire runs to its end, so none is left holding a lock that nobody releases.
-        results = await asyncio.gather(*(lock.acquire() for lock in locks), return_exceptions=True)
-        held = [lock for lock, ok in zip(locks, results, strict=True) if ok is True]
-        failed = [r for r in results if isinstance(r, BaseException)]
-        unexpected = [r for r in failed if not isinstance(r, RedisError)]
-        if unexpected or False in results:
-            await asyncio.gather(*(self._release(lock) for lock in held))  # keep none of them
-            if unexpected:
-                raise unexpected[0]
-            raise LockBusy(f"{results.count(False)} state locks still held elsewhere")
-        if failed:
+        """Acquire every lock, yield, release. Busy past the lock's lifetime: LockBusy. Redis down: unlocked."""
+        keys = [f"{self._prefix}lock:{s}" for s in sorted(set(state_ids))] if self._redis else []
+        token = uuid.uuid4().hex
+        held: list[str] = []
+        try:
+            held = await self._acquire(keys, token)
+        except RedisError as exc:
             # Correctness does not depend on the lock; losing Redis only loses the saved work.
-            log.warning("redis lock unavailable; relying on the SQL compare-and-set", error=str(failed[0]))
+            log.warning("redis lock unavailable; relying on the SQL compare-and-set", error=str(exc))
         try:
             yield
         finally:
-            await asyncio.gather(*(self._release(lock) for lock in held))
+            await self._release(held, token)
 
-    def _lock(self, state_id: str) -> Lock:
-        assert self._redis is not None
-        return self._redis.lock(f"{self._prefix}lock:{state_id}", timeout=self._ttl_s, blocking_timeout=self._ttl_s)
-
-    @staticmethod
-    async def _release(lock: Lock) -> None:
+    async def _acquire(self, keys: list[str], token: str) -> list[str]:
+        assert self._redis is not None or not keys
+        held: list[str] = []
+        pending = keys
+        deadline = asyncio.get_running_loop().time() + self._ttl_ms / 1000
         try:
-            await lock.release()
-        except (LockError, RedisError) as exc:  # expired meanwhile, or Redis gone: nothing to undo
+            while pending:
+                async with self._redis.pipeline(transaction=False) as pipe:  # type: ignore[union-attr]
+                    for key in pending:
+                        pipe.set(key, token, nx=True, px=self._ttl_ms)
+                    results = await pipe.execute()
+                held += [k for k, ok in zip(pending, results, strict=True) if ok]
+                pending = [k for k, ok in zip(pending, results, strict=True) if not ok]
+                if pending and asyncio.get_running_loop().time() >= deadline:
+                    raise LockBusy(f"{len(pending)} state locks still held elsewhere")
+                if pending:
+                    await asyncio.sleep(RETRY_S)
+        except BaseException:
+            await self._release(held, token)  # keep none of them
+            raise
+        return held
+
+    async def _release(self, keys: list[str], token: str) -> None:
+        if not keys or self._redis is None or self._release_script is None:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    await self._release_script(keys=[key], args=[token], client=pipe)
+                await pipe.execute()
+        except RedisError as exc:  # Redis gone: the locks expire by themselves
             log.info("state lock release skipped", error=str(exc))

@@ -42,7 +42,8 @@ class BatchConsumer:
 
     def __init__(self, *, service: str, group: str, store: Store, settings: Settings,
                  allowed: dict[str, dict[str, type[Envelope]]], handle: Handle, guard: Guard | None = None,
-                 dead_letter_invalid: bool = True, dedupe_by_position: bool = False) -> None:
+                 dead_letter_invalid: bool = True, dedupe_by_position: bool = False,
+                 track_processed: bool = True) -> None:
         self.service, self.group, self.store, self.settings = service, group, store, settings
         self._allowed = {settings.topic(name): models for name, models in allowed.items()}
         self._handle = handle
@@ -50,6 +51,8 @@ class BatchConsumer:
         self._guard: Guard = guard or (lambda _items: nullcontext())
         # The audit service records unreadable records itself and never dead-letters.
         self._dead_letter_invalid = dead_letter_invalid
+        # Off only where the handler's own writes are idempotent by message_id (the audit log).
+        self._track_processed = track_processed
         self._id: Callable[[Inbound], str] = (
             (lambda i: i.position_id) if dedupe_by_position else (lambda i: i.dedupe_id))
 
@@ -89,7 +92,7 @@ class BatchConsumer:
     async def _transact(self, items: list[Inbound]) -> None:
         now = datetime.now(UTC)
         async with self._guard(items), self.store.begin() as tx:
-            seen = await tx.processed(self.group, [self._id(i) for i in items])
+            seen = await tx.processed(self.group, [self._id(i) for i in items]) if self._track_processed else set()
             fresh = []
             for item in items:  # redelivered, or the same message twice in one batch
                 if self._id(item) not in seen:
@@ -102,8 +105,9 @@ class BatchConsumer:
                 valid = fresh
             if valid:
                 await self._handle(tx, valid, now)
-            for item in fresh:
-                await tx.mark_processed(self.group, self._id(item))
+            if self._track_processed:
+                for item in fresh:
+                    await tx.mark_processed(self.group, self._id(item))
 
 
 def _as_failed(item: Inbound, exc: Exception) -> Inbound:

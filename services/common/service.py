@@ -57,6 +57,7 @@ def build_service(
     guard: Callable[[Runtime], Guard] | None = None,
     dead_letter_invalid: bool = True,
     dedupe_by_position: bool = False,
+    track_processed: bool = True,
 ) -> FastStream:
     """A FastStream app consuming `topics` (catalog names) in batches as group `service`."""
     log = configure_logging(settings, service)
@@ -67,7 +68,7 @@ def build_service(
         service=service, group=service, store=store, settings=settings,
         allowed={t: messages_for(t) for t in topics}, handle=make_handle(runtime),
         guard=guard(runtime) if guard else None, dead_letter_invalid=dead_letter_invalid,
-        dedupe_by_position=dedupe_by_position,
+        dedupe_by_position=dedupe_by_position, track_processed=track_processed,
     )
     tracker = AssignmentTracker()
     producer: dict[str, AIOKafkaProducer] = {}

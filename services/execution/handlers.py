@@ -25,6 +25,8 @@ def make_handle(runtime: Runtime, policies: PolicySet, registry: MutationRegistr
     settings, service = runtime.settings, runtime.service
 
     async def handle(tx: Tx, items: list[Inbound], now: datetime) -> None:
+        commands = [i.message for i in items if isinstance(i.message, ExecuteApproved)]
+        await tx.prefetch(request_ids=[c.request_id for c in commands], state_ids=[c.state_id for c in commands])
         for item in items:
             command = item.message
             assert isinstance(command, ExecuteApproved)

@@ -40,6 +40,8 @@ def make_handle(runtime: Runtime, policies: PolicySet, registry: MutationRegistr
     settings, service = runtime.settings, runtime.service
 
     async def handle(tx: Tx, items: list[Inbound], now: datetime) -> None:
+        messages = [i.message for i in items if isinstance(i.message, MutationRequested)]
+        await tx.prefetch(request_ids=[m.request_id for m in messages], state_ids=[m.state_id for m in messages])
         for item in items:
             msg = item.message
             assert isinstance(msg, MutationRequested)

@@ -53,7 +53,9 @@ class Store:
     async def begin(self) -> AsyncIterator[Tx]:
         """One transaction: commits when the block exits normally, rolls back when it raises."""
         async with self.engine.begin() as conn:
-            yield Tx(conn)
+            tx = Tx(conn)
+            yield tx
+            await tx.flush()
         for hook in list(self.on_commit):
             try:
                 hook()
@@ -66,45 +68,71 @@ class Tx:
 
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
+        # Row-per-message writes are buffered and sent as one multi-row insert at commit (flush):
+        # a batch of 500 messages costs a handful of statements, not thousands.
+        self._processed: dict[str, list[str]] = {}
+        self._outbox: list[dict[str, Any]] = []
+        # What this transaction read or wrote; prefetch() fills it for a whole batch in one query.
+        self._requests: dict[str, MutationRequest | None] = {}
+        self._states: dict[str, StateDocument | None] = {}
+
+    async def flush(self) -> None:
+        """Write the buffered processed-message and outbox rows (Store.begin calls it before commit)."""
+        processed, self._processed = self._processed, {}
+        outbox_rows, self._outbox = self._outbox, []
+        now = datetime.now(UTC)
+        rows = [{"consumer_group": g, "message_id": m, "processed_at": now} for g, ids in processed.items() for m in ids]
+        if rows:
+            try:
+                await self.conn.execute(insert(processed_message), rows)
+            except IntegrityError as exc:
+                # Another consumer of the group (a rebalance) handled one concurrently: a retry sees it as done.
+                raise ConcurrencyConflict("a message of this batch was processed concurrently") from exc
+        if outbox_rows:
+            await self.conn.execute(insert(outbox), outbox_rows)
+
+    async def prefetch(self, *, request_ids: Iterable[str] = (), state_ids: Iterable[str] = ()) -> None:
+        """Load many requests and states in two queries; later get_request/get_state calls hit memory."""
+        wanted = [i for i in set(request_ids) if i not in self._requests]
+        if wanted:
+            self._requests.update(dict.fromkeys(wanted))
+            query = select(mutation_request.c.body, mutation_request.c.revision).where(
+                mutation_request.c.request_id.in_(wanted))
+            for row in await self.conn.execute(query):
+                request = _request(row.body, row.revision)
+                self._requests[request.request_id] = request
+        wanted = [i for i in set(state_ids) if i not in self._states]
+        if wanted:
+            self._states.update(dict.fromkeys(wanted))
+            for row in await self.conn.execute(select(state_document).where(state_document.c.state_id.in_(wanted))):
+                self._states[row.state_id] = _state(row)
 
     # -- processed messages (idempotent consumption) --
 
     async def processed(self, group: str, message_ids: Iterable[str]) -> set[str]:
-        """Which of `message_ids` this consumer group has already handled."""
-        ids = list(set(message_ids))
+        """Which of `message_ids` this consumer group has already handled (this transaction included)."""
+        ids = set(message_ids)
         if not ids:
             return set()
+        done = ids & set(self._processed.get(group, ()))
         rows = await self.conn.scalars(
             select(processed_message.c.message_id).where(
-                processed_message.c.consumer_group == group, processed_message.c.message_id.in_(ids)
+                processed_message.c.consumer_group == group, processed_message.c.message_id.in_(list(ids))
             )
         )
-        return set(rows.all())
+        return done | set(rows.all())
 
     async def mark_processed(self, group: str, message_id: str) -> None:
-        """Record that this consumer group handled `message_id`; a concurrent duplicate is a ConcurrencyConflict."""
-        try:
-            await self.conn.execute(
-                insert(processed_message).values(
-                    consumer_group=group, message_id=message_id, processed_at=datetime.now(UTC)
-                )
-            )
-        except IntegrityError as exc:
-            # Another consumer of the group (a rebalance) handled it concurrently: retrying sees it as done.
-            raise ConcurrencyConflict(f"{group} already processed {message_id}") from exc
+        """Record that this consumer group handled `message_id` (written at flush; a concurrent
+        duplicate then raises ConcurrencyConflict)."""
+        self._processed.setdefault(group, []).append(message_id)
 
     # -- requests --
 
     async def get_request(self, request_id: str) -> MutationRequest | None:
         """The request, or None."""
-        row = (
-            await self.conn.execute(
-                select(mutation_request.c.body, mutation_request.c.revision).where(
-                    mutation_request.c.request_id == request_id
-                )
-            )
-        ).first()
-        return None if row is None else _request(row.body, row.revision)
+        await self.prefetch(request_ids=[request_id])
+        return self._requests[request_id]
 
     async def save_request(self, request: MutationRequest, *, new: bool) -> MutationRequest:
         """Insert (revision 1) or compare-and-set on `request.revision`; returns it with the stored revision."""
@@ -114,6 +142,7 @@ class Tx:
                 await self.conn.execute(insert(mutation_request).values(**_request_row(saved)))
             except IntegrityError as exc:
                 raise ConcurrencyConflict(f"request {request.request_id} already exists") from exc
+            self._requests[saved.request_id] = saved
             return saved
         saved = request.model_copy(update={"revision": request.revision + 1})
         result = await self.conn.execute(
@@ -128,6 +157,7 @@ class Tx:
             raise ConcurrencyConflict(
                 f"request {request.request_id} is no longer at revision {request.revision}"
             )
+        self._requests[saved.request_id] = saved
         return saved
 
     async def list_requests(
@@ -176,14 +206,8 @@ class Tx:
 
     async def get_state(self, state_id: str) -> StateDocument | None:
         """The current document, or None if it was never written."""
-        row = (
-            await self.conn.execute(select(state_document).where(state_document.c.state_id == state_id))
-        ).first()
-        if row is None:
-            return None
-        return StateDocument(
-            state_id=row.state_id, state_type=row.state_type, version=row.version, data=row.data
-        )
+        await self.prefetch(state_ids=[state_id])
+        return self._states[state_id]
 
     async def save_state(
         self, state: StateDocument, *, expected_version: int, request_id: str, changes: list[Change]
@@ -215,6 +239,7 @@ class Tx:
                 raise ConcurrencyConflict(
                     f"state {state.state_id} is no longer at version {expected_version}"
                 )
+        self._states[state.state_id] = state
         await self.conn.execute(
             insert(state_history).values(
                 state_id=state.state_id,
@@ -268,20 +293,12 @@ class Tx:
         payload: bytes,
         headers: dict[str, str] | None = None,
     ) -> None:
-        """Queue one message for this service's relay; `payload` is the exact UTF-8 JSON to publish."""
-        await self.conn.execute(
-            insert(outbox).values(
-                service=service,
-                topic=topic,
-                key=key,
-                message_id=message_id,
-                message_type=message_type,
-                payload=payload.decode("utf-8"),
-                headers=headers,
-                created_at=datetime.now(UTC),
-                attempts=0,
-            )
-        )
+        """Queue one message for this service's relay (written at flush, in call order)."""
+        self._outbox.append({
+            "service": service, "topic": topic, "key": key, "message_id": message_id,
+            "message_type": message_type, "payload": payload.decode("utf-8"), "headers": headers,
+            "created_at": datetime.now(UTC), "attempts": 0,
+        })
 
     async def append_audit(self, entries: list[AuditEntry]) -> int:
         """Append entries not logged yet to the hash chain; returns how many were appended."""
@@ -301,6 +318,10 @@ def _request_row(request: MutationRequest) -> dict[str, Any]:
         "updated_at": request.updated_at,
         "body": request.model_dump(mode="json"),
     }
+
+
+def _state(row: Any) -> StateDocument:
+    return StateDocument(state_id=row.state_id, state_type=row.state_type, version=row.version, data=row.data)
 
 
 def _request(body: dict[str, Any], revision: int) -> MutationRequest:

@@ -95,7 +95,7 @@ async def test_policy_denied_request_ends_rejected_with_the_policy_reason(stack:
     decided = await stack.wait_for(of(msg["request_id"], "RequestDecided"), count=2)
 
     assert codes(decided) == ["submitted", "rejected"]
-    rejection = sorted(decided, key=lambda e: e["sequence"])[-1]["decision"]
+    rejection = max(decided, key=lambda e: e["sequence"])["decision"]
     assert rejection["metadata"]["rejection"]["code"] == "policy_denied"
     assert "change freeze" in rejection["reason"]
 
@@ -118,7 +118,7 @@ async def test_request_needing_approval_stops_pending_with_its_requirements(stac
 
     decided = await stack.wait_for(of(msg["request_id"], "RequestDecided"), count=3)
 
-    last = sorted(decided, key=lambda e: e["sequence"])[-1]
+    last = max(decided, key=lambda e: e["sequence"])
     assert last["status"] == "pending" and last["pending_reason"] == "approval"
     steps = [(r["step"], r.get("users"), r.get("group"), r.get("role"), r["quorum"]) for r in last["requirements"]]
     assert steps == [(1, ["alice"], None, None, 1), (2, None, "security", None, 2),

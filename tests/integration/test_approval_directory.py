@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-
 from sqlalchemy import select
 
 from contracts.decisions import ApprovalRefused

@@ -184,3 +184,20 @@ async def test_decision_cache_without_redis_is_a_permanent_miss() -> None:
     cache = DecisionCache(None, ttl_s=60)
     await cache.record_decision("r1", 1, {"sequence": 1})
     assert await cache.latest_decision("r1") is None and await cache.latest_state("s1") is None
+
+
+async def test_record_many_writes_decisions_and_states_in_one_call_and_never_goes_backwards(
+        redis_url: str) -> None:
+    client = Redis.from_url(redis_url)
+    prefix = f"t{uuid.uuid4().hex[:8]}:"
+    cache = DecisionCache(client, ttl_s=60, prefix=prefix)
+    try:
+        await cache.record_decision("r1", 5, {"sequence": 5})
+        await cache.record_many([("r1", 3, {"sequence": 3}), ("r2", 1, {"sequence": 1})], [("s1", 2, {"version": 2})])
+
+        assert await cache.latest_decision("r1") == {"sequence": 5}
+        assert await cache.latest_decision("r2") == {"sequence": 1}
+        assert await cache.latest_state("s1") == {"version": 2}
+    finally:
+        await client.delete(*[k async for k in client.scan_iter(f"{prefix}*")])
+        await client.aclose()
