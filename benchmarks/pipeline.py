@@ -44,7 +44,7 @@ def start_profilers(pids: dict[str, int], out: Path, tag: str) -> list[subproces
         subprocess.Popen(
             [
                 str(spy),
-                *"record --nonblocking --format raw --rate 200 -o".split(),
+                *["record", "--nonblocking", "--format", "raw", "--rate", "200", "-o"],
                 str(out / f"{tag}-{name}.txt"),
             ]
             + ["-p", str(pid)],

@@ -21,6 +21,9 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 _TRANSIENT_SQLSTATE_PREFIXES = ("08", "40", "53", "57P", "55P03", "58000", "58030")
 
 
+READ_ONLY = "mutator_read_only"
+
+
 def make_engine(url: str) -> AsyncEngine:
     """An async engine for `url`; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE transactions."""
     parsed = make_url(url)
@@ -32,6 +35,11 @@ def make_engine(url: str) -> AsyncEngine:
     engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
     _sqlite_transactions(engine)
     return engine
+
+
+def read_only(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine for transactions that only read (on SQLite they then begin deferred)."""
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 def _sqlite_transactions(engine: AsyncEngine) -> None:
@@ -54,6 +62,9 @@ def _sqlite_transactions(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Connection) -> None:
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")  # reads only: WAL readers take no lock and block no writer
+            return
         # A deferred transaction that reads and then writes fails at once with SQLITE_BUSY_SNAPSHOT
         # when another process wrote in between; IMMEDIATE takes the write lock up front (waiting on
         # busy_timeout), so every transaction's reads are still current when it writes.

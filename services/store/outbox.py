@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.store.db import is_transient
+from services.store.db import is_transient, read_only
 from services.store.lease import claim_lease, release_lease
 from services.store.tables import outbox
 from services.store.uow import Store
@@ -69,6 +70,8 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._pass_lock = asyncio.Lock()  # run() and drain() never publish the same rows at once
+        self._published: list[int] = []  # published rows not deleted yet: the next claim deletes them
+        self._renew_at = 0.0  # monotonic time at which the lease is renewed (half its life)
 
     def wake(self) -> None:
         """Publish soon: something was committed (Store.on_commit hook)."""
@@ -112,7 +115,15 @@ class OutboxRelay:
                 break
         if self._stop.is_set():  # shutting down: let a successor take over at once
             await self._release()
+        else:
+            await self._delete_published()
         return total
+
+    async def _delete_published(self) -> None:
+        async with self._pass_lock, self.engine.begin() as conn:
+            if self._published:
+                await conn.execute(delete(outbox).where(outbox.c.id.in_(self._published)))
+                self._published = []
 
     async def _wait(self, timeout: float) -> None:
         try:
@@ -142,10 +153,20 @@ class OutboxRelay:
 
     async def _claim_and_read(self) -> list[_Row]:
         # Claim and read in one short transaction; publishing happens outside any transaction.
+        # While our lease is fresh and nothing waits to be deleted, the read takes no write lock
+        # (SQLite has one writer; the services' batch transactions should not queue behind polls).
+        writes = bool(self._published) or time.monotonic() >= self._renew_at
+        engine = self.engine if writes else read_only(self.engine)
         try:
-            async with self.engine.begin() as conn:
-                if not await claim_lease(conn, self.service, self.holder_id, self.lease_s):
-                    return []
+            async with engine.begin() as conn:
+                if writes:
+                    if self._published:  # rows the previous pass published: gone before anything is read
+                        await conn.execute(delete(outbox).where(outbox.c.id.in_(self._published)))
+                    if not await claim_lease(conn, self.service, self.holder_id, self.lease_s):
+                        self._published = []
+                        return []
+                    self._renew_at = time.monotonic() + self.lease_s / 2
+                    self._published = []
                 blocked_keys = select(outbox.c.key).where(
                     outbox.c.service == self.service, outbox.c.failed_at.is_not(None)
                 )
@@ -204,10 +225,12 @@ class OutboxRelay:
         return outcomes
 
     async def _record(self, published: list[int], failed: list[tuple[_Row, object]]) -> None:
+        # Deleting the published rows is folded into the next pass's claim: one write per pass.
+        self._published += published
+        if not failed:
+            return
         now = datetime.now(UTC)
         async with self.engine.begin() as conn:
-            if published:
-                await conn.execute(delete(outbox).where(outbox.c.id.in_(published)))
             for row, exc in failed:
                 give_up = row.attempts + 1 >= self.max_attempts
                 await conn.execute(
@@ -241,6 +264,10 @@ class OutboxRelay:
     async def _release(self) -> None:
         try:
             async with self.engine.begin() as conn:
+                if self._published:
+                    await conn.execute(delete(outbox).where(outbox.c.id.in_(self._published)))
+                    self._published = []
                 await release_lease(conn, self.service, self.holder_id)
+            self._renew_at = 0.0
         except Exception as exc:  # noqa: BLE001 - best effort: the lease expires by itself anyway
             log.warning("could not release the relay lease", service=self.service, error=str(exc))
