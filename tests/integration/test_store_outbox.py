@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -151,3 +152,34 @@ async def test_run_wakes_on_commit_and_releases_lease_on_stop(store: Store, engi
             await conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.service == service))
             == 0
         )
+
+
+async def test_published_rows_are_deleted_by_the_next_pass_and_never_sent_twice(
+        store: Store, engine: AsyncEngine) -> None:
+    service, sent = service_name(), []
+    relay = OutboxRelay(store, service, recorder(sent), holder_id="a")
+    await add(store, service, [("k1", b"1"), ("k2", b"2")])
+
+    assert await relay._pass() == (2, 2, False)
+    assert len(await remaining(engine, service)) == 2  # published; deleted with the next claim
+    await add(store, service, [("k1", b"3")])
+    assert await relay._pass() == (1, 1, False)
+
+    assert [payload for _t, _k, payload, _h in sent] == [b"1", b"2", b"3"]
+    assert [r.payload for r in await remaining(engine, service)] == ["3"]
+
+
+async def test_a_poll_with_a_fresh_lease_reads_without_the_sqlite_write_lock(
+        store: Store, engine: AsyncEngine, db_url: str) -> None:
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the write lock under test is SQLite's")
+    service, sent = service_name(), []
+    relay = OutboxRelay(store, service, recorder(sent), holder_id="a")
+    await relay.drain()  # claims the lease; nothing left to delete
+    writer = await engine.connect()
+    await writer.begin()  # BEGIN IMMEDIATE: holds SQLite's single write lock
+    try:
+        assert await asyncio.wait_for(relay._pass(), timeout=2) == (0, 0, False)
+    finally:
+        await writer.rollback()
+        await writer.close()
