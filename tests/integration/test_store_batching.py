@@ -1,0 +1,64 @@
+"""The unit of work's batched writes: new rows buffered until flush, with the same conflict rules."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from services.domain.model import Change, StateDocument, Status
+from services.store.errors import ConcurrencyConflict
+from services.store.tables import state_history
+from services.store.uow import Store
+from tests.integration.test_store import make_request, uid
+
+
+async def test_a_state_created_and_changed_in_one_transaction_is_one_row_with_all_its_history(
+        store: Store) -> None:
+    state_id = uid("state")
+    async with store.begin() as tx:
+        for version in (1, 2, 3):
+            await tx.save_state(StateDocument(state_id=state_id, version=version, data={"v": version}),
+                                expected_version=version - 1, request_id=f"r{version}",
+                                changes=[Change(op="add", path=f"/v{version}", new=version)])
+        assert (await tx.get_state(state_id)).version == 3  # type: ignore[union-attr]
+
+    async with store.begin() as tx:
+        assert (await tx.get_state(state_id)) == StateDocument(state_id=state_id, version=3, data={"v": 3})
+        assert await tx.changed_paths_since(state_id, 1) == ["/v2", "/v3"]
+        count = await tx.conn.scalar(select(func.count()).where(state_history.c.state_id == state_id))
+    assert count == 3
+
+
+async def test_a_stale_expected_version_in_the_same_transaction_is_a_conflict(store: Store) -> None:
+    state_id = uid("state")
+    async with store.begin() as tx:
+        await tx.save_state(StateDocument(state_id=state_id, version=1), expected_version=0, request_id="a",
+                            changes=[])
+        with pytest.raises(ConcurrencyConflict):
+            await tx.save_state(StateDocument(state_id=state_id, version=1), expected_version=0,
+                                request_id="b", changes=[])
+
+
+async def test_a_request_created_and_updated_in_one_transaction_is_stored_at_its_last_revision(
+        store: Store) -> None:
+    request = make_request()
+    async with store.begin() as tx:
+        created = await tx.save_request(request, new=True)
+        updated = await tx.save_request(created.model_copy(update={"status": Status.approved}), new=False)
+        with pytest.raises(ConcurrencyConflict):
+            await tx.save_request(created, new=False)  # revision 1 is gone already
+
+    async with store.begin() as tx:
+        stored = await tx.get_request(request.request_id)
+    assert stored is not None and (stored.revision, stored.status) == (2, Status.approved) == (
+        updated.revision, updated.status)
+
+
+async def test_creating_a_request_another_transaction_created_fails_at_commit(store: Store) -> None:
+    request = make_request()
+    async with store.begin() as tx:
+        await tx.save_request(request, new=True)
+
+    with pytest.raises(ConcurrencyConflict):
+        async with store.begin() as tx:
+            await tx.save_request(request, new=True)  # not read first, so only the insert can tell
