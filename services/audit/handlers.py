@@ -42,11 +42,15 @@ def make_handle(runtime: Runtime) -> Handle:
         await tx.append_audit([entry(i, now) for i in items])
         # The events are already published facts, so caching them before our commit is safe.
         messages = [i.message for i in items]
+        latest: dict[str, RequestDecided] = {}  # only each request's newest decision of the batch
+        for m in messages:
+            if isinstance(m, RequestDecided) and m.sequence >= getattr(latest.get(m.request_id), "sequence", -1):
+                latest[m.request_id] = m
         await cache.record_many(
             [(m.request_id, m.sequence, {"sequence": m.sequence, "status": m.status, "revision": m.revision,
                                          "code": m.decision.code, "category": m.decision.category,
                                          "reason": m.decision.reason})
-             for m in messages if isinstance(m, RequestDecided)],
+             for m in latest.values()],
             [(m.state_id, m.resulting_version, {"version": m.resulting_version, "request_id": m.request_id})
              for m in messages if isinstance(m, MutationExecuted)],
         )

@@ -64,14 +64,14 @@ def _request_decided(request: MutationRequest, sequence: int, causation_id: str 
         extra = {
             "mutation_type": request.mutation_type,
             "payload": request.payload,
-            "intent": WireIntent.model_validate(request.intent.model_dump(mode="json")),
-            "requester": WireActor.model_validate(request.requester.model_dump(mode="json")),
+            "intent": WireIntent.model_validate(request.intent, from_attributes=True),
+            "requester": WireActor.model_validate(request.requester, from_attributes=True),
             "base_version": request.base_version,
-            "requirements": [WireRequirement.model_validate(r.model_dump(mode="json")) for r in request.requirements],
+            "requirements": [WireRequirement.model_validate(r, from_attributes=True) for r in request.requirements],
         }
     return RequestDecided(
         request_id=request.request_id, state_id=request.state_id, sequence=sequence,
-        decision=WireDecision.model_validate(decision.model_dump(mode="json")),
+        decision=WireDecision.model_validate(decision, from_attributes=True),
         status=request.status.value,
         pending_reason=request.pending_reason.value if request.pending_reason else None,
         revision=request.revision, approval_round=request.approval_round, intent_hash=request.intent_hash,
