@@ -72,6 +72,7 @@ class OutboxRelay:
         self._pass_lock = asyncio.Lock()  # run() and drain() never publish the same rows at once
         self._published: list[int] = []  # published rows not deleted yet: the next claim deletes them
         self._renew_at = 0.0  # monotonic time at which the lease is renewed (half its life)
+        self._delete_at = 0.0  # monotonic time by which the published rows are deleted
 
     def wake(self) -> None:
         """Publish soon: something was committed (Store.on_commit hook)."""
@@ -153,9 +154,13 @@ class OutboxRelay:
 
     async def _claim_and_read(self) -> list[_Row]:
         # Claim and read in one short transaction; publishing happens outside any transaction.
-        # While our lease is fresh and nothing waits to be deleted, the read takes no write lock
-        # (SQLite has one writer; the services' batch transactions should not queue behind polls).
-        writes = bool(self._published) or time.monotonic() >= self._renew_at
+        # Most passes only read, without a write lock (SQLite has one writer, and the services'
+        # batch transactions should not queue behind the relays): the lease is renewed at half its
+        # life, and published rows are deleted in bulk about once per poll interval, being left out
+        # of the reads until then.
+        now = time.monotonic()
+        writes = now >= self._renew_at or len(self._published) >= self.batch_size or (
+            bool(self._published) and now >= self._delete_at)
         engine = self.engine if writes else read_only(self.engine)
         try:
             async with engine.begin() as conn:
@@ -184,6 +189,7 @@ class OutboxRelay:
                         outbox.c.service == self.service,
                         outbox.c.failed_at.is_(None),
                         outbox.c.key.not_in(blocked_keys),
+                        outbox.c.id.not_in(self._published),  # published, deleted later
                     )
                     .order_by(outbox.c.id)
                     .limit(self.batch_size)
@@ -225,7 +231,9 @@ class OutboxRelay:
         return outcomes
 
     async def _record(self, published: list[int], failed: list[tuple[_Row, object]]) -> None:
-        # Deleting the published rows is folded into the next pass's claim: one write per pass.
+        # Deleting the published rows is folded into a later pass's claim (see _claim_and_read).
+        if published and not self._published:
+            self._delete_at = time.monotonic() + self.poll_s
         self._published += published
         if not failed:
             return
