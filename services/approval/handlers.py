@@ -95,7 +95,7 @@ async def sweep_expired(runtime: Runtime) -> None:
 async def sweep_once(runtime: Runtime, now: datetime) -> int:
     """Expire every request due at `now`; returns how many this instance expired."""
     store = runtime.store
-    async with store.begin() as tx:
+    async with store.begin(read_only=True) as tx:  # a poll every second must not take SQLite's write lock
         due = [r.request_id for r in await tx.list_expiring(now, limit=200)]
     expired = 0
     for request_id in due:

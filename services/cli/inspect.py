@@ -17,7 +17,7 @@ async def read(settings: Settings, query: Callable[[Tx], Awaitable[T]]) -> T:
     """Run one read in its own short-lived connection (CLI commands are one-shot processes)."""
     store = Store(make_engine(settings.database_url))
     try:
-        async with store.begin() as tx:
+        async with store.begin(read_only=True) as tx:
             return await query(tx)
     finally:
         await store.engine.dispose()

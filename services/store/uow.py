@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.domain.model import Change, MutationRequest, StateDocument
 from services.store.audit import AuditEntry, append_entries
+from services.store.db import read_only as read_only_engine
 from services.store.errors import ConcurrencyConflict
 from services.store.queries import HistoryEntry, Queries
 from services.store.rows import request_from_row, request_row, state_from_row
@@ -49,9 +50,12 @@ class Store:
         self.on_commit: list[Callable[[], None]] = []
 
     @asynccontextmanager
-    async def begin(self) -> AsyncIterator[Tx]:
-        """One transaction: commits when the block exits normally, rolls back when it raises."""
-        async with self.engine.begin() as conn:
+    async def begin(self, *, read_only: bool = False) -> AsyncIterator[Tx]:
+        """One transaction: commits when the block exits normally, rolls back when it raises.
+
+        `read_only` transactions must not write; on SQLite they then take no write lock.
+        """
+        async with (read_only_engine(self.engine) if read_only else self.engine).begin() as conn:
             tx = Tx(conn)
             yield tx
             await tx.flush()

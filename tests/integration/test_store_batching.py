@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.domain.model import Change, StateDocument, Status
 from services.store.errors import ConcurrencyConflict
@@ -62,3 +65,23 @@ async def test_creating_a_request_another_transaction_created_fails_at_commit(st
     with pytest.raises(ConcurrencyConflict):
         async with store.begin() as tx:
             await tx.save_request(request, new=True)  # not read first, so only the insert can tell
+
+
+async def test_a_read_only_transaction_does_not_wait_for_the_sqlite_write_lock(
+        store: Store, engine: AsyncEngine, db_url: str) -> None:
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the write lock under test is SQLite's")
+    request = make_request()
+    async with store.begin() as tx:
+        await tx.save_request(request, new=True)
+    writer = await engine.connect()
+    await writer.begin()  # BEGIN IMMEDIATE: holds SQLite's single write lock
+    try:
+        async def read() -> object:
+            async with store.begin(read_only=True) as tx:
+                return await tx.get_request(request.request_id)
+
+        assert await asyncio.wait_for(read(), timeout=2) is not None
+    finally:
+        await writer.rollback()
+        await writer.close()
