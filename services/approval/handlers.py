@@ -11,7 +11,7 @@ from contracts.approvals import ApprovalSubmitted
 from contracts.commands import CancelRequested
 from contracts.decisions import ApprovalRefused, CommandRefused
 from services.approval.votes import authenticate
-from services.common.consumer import Handle, emit
+from services.common.consumer import Handle, emit, prefetch
 from services.common.directory import Directory
 from services.common.inbound import Inbound
 from services.common.outbound import decided
@@ -73,7 +73,7 @@ def make_handle(runtime: Runtime, directory: Directory) -> Handle:
         await emit(tx, service, settings, decided(request, saved, command.message_id))
 
     async def handle(tx: Tx, items: list[Inbound], now: datetime) -> None:
-        await tx.prefetch(request_ids=[getattr(i.message, "request_id", "") for i in items])
+        await prefetch(tx, items, states=False)
         for item in items:
             await (on_vote if isinstance(item.message, ApprovalSubmitted) else on_cancel)(tx, item, now)
 

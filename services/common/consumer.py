@@ -37,6 +37,13 @@ async def emit(tx: Tx, service: str, settings: Settings, messages: Iterable[Enve
         await tx.add_outbox(service, settings.topic(m.topic), key, m.message_id, m.message_type, m.to_json())
 
 
+async def prefetch(tx: Tx, items: list[Inbound], *, states: bool = True) -> None:
+    """Load the batch's requests (and states) in one query each before handling it message by message."""
+    messages = [i.message for i in items if i.message is not None]
+    await tx.prefetch(request_ids=[m.request_id for m in messages if hasattr(m, "request_id")],
+                      state_ids=[m.state_id for m in messages if states and hasattr(m, "state_id")])
+
+
 class BatchConsumer:
     """Handles one poll's records for one consumer group."""
 

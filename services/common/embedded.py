@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+import redis
 
 HOST = "127.0.0.1"
 
@@ -202,3 +203,14 @@ def _package_binary(package: str, name: str) -> Path:
     if not (path.is_file() and os.access(path, os.X_OK)):
         raise EmbeddedStartError(f"{path} is missing or not executable")
     return path
+
+
+def redis_answers(url: str) -> bool:
+    """True if the Redis at `url` answers PING within half a second."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()

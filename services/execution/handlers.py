@@ -7,7 +7,7 @@ from datetime import datetime
 import structlog
 
 from contracts.executions import ExecuteApproved
-from services.common.consumer import Handle, emit
+from services.common.consumer import Handle, emit, prefetch
 from services.common.inbound import Inbound
 from services.common.outbound import decided, executed
 from services.common.service import Runtime
@@ -25,8 +25,7 @@ def make_handle(runtime: Runtime, policies: PolicySet, registry: MutationRegistr
     settings, service = runtime.settings, runtime.service
 
     async def handle(tx: Tx, items: list[Inbound], now: datetime) -> None:
-        commands = [i.message for i in items if isinstance(i.message, ExecuteApproved)]
-        await tx.prefetch(request_ids=[c.request_id for c in commands], state_ids=[c.state_id for c in commands])
+        await prefetch(tx, items)
         for item in items:
             command = item.message
             assert isinstance(command, ExecuteApproved)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from contracts.requests import MutationRequested
-from services.common.consumer import Handle, emit
+from services.common.consumer import Handle, emit, prefetch
 from services.common.inbound import Inbound, rejected
 from services.common.outbound import decided, duplicate
 from services.common.service import Runtime
@@ -40,8 +40,7 @@ def make_handle(runtime: Runtime, policies: PolicySet, registry: MutationRegistr
     settings, service = runtime.settings, runtime.service
 
     async def handle(tx: Tx, items: list[Inbound], now: datetime) -> None:
-        messages = [i.message for i in items if isinstance(i.message, MutationRequested)]
-        await tx.prefetch(request_ids=[m.request_id for m in messages], state_ids=[m.state_id for m in messages])
+        await prefetch(tx, items)
         for item in items:
             msg = item.message
             assert isinstance(msg, MutationRequested)
