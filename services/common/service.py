@@ -39,6 +39,7 @@ class Runtime:
     store: Store
     redis: Redis
     relay: OutboxRelay | None = None
+    producer: AIOKafkaProducer | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
 
@@ -71,7 +72,6 @@ def build_service(
         dedupe_by_position=dedupe_by_position, track_processed=track_processed,
     )
     tracker = AssignmentTracker()
-    producer: dict[str, AIOKafkaProducer] = {}
 
     @broker.subscriber(
         *[settings.topic(t) for t in topics], group_id=service, batch=True, max_records=settings.max_batch,
@@ -88,10 +88,10 @@ def build_service(
 
     @app.on_startup
     async def start() -> None:
-        producer["p"] = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=1,
-                                         client_id=f"mutator-{service}-relay")
-        await producer["p"].start()
-        relay = OutboxRelay(store, service, _sender(producer["p"]), poll_s=settings.relay_poll_s,
+        runtime.producer = producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=1, client_id=f"mutator-{service}-relay")
+        await producer.start()
+        relay = OutboxRelay(store, service, _sender(producer), poll_s=settings.relay_poll_s,
                             max_attempts=settings.relay_max_attempts, holder_id=f"{socket.gethostname()}:{os.getpid()}")
         store.on_commit.append(relay.wake)
         runtime.tasks.append(asyncio.create_task(relay.run(), name=f"{service}-relay"))
@@ -118,8 +118,8 @@ def build_service(
         await asyncio.gather(*runtime.tasks, return_exceptions=True)
         if relay is not None:
             await relay.drain()
-        if "p" in producer:
-            await producer["p"].stop()
+        if runtime.producer is not None:
+            await runtime.producer.stop()
         await runtime.redis.aclose()
         await store.engine.dispose()
 
