@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.domain.model import MutationRequest, StateDocument
+from services.domain.model import Decision, MutationRequest, StateDocument
 
 
 def request_row(request: MutationRequest) -> dict[str, Any]:
@@ -31,3 +31,12 @@ def request_from_row(body: dict[str, Any], revision: int) -> MutationRequest:
 def state_from_row(row: Any) -> StateDocument:
     """The state document stored in a row."""
     return StateDocument(state_id=row.state_id, state_type=row.state_type, version=row.version, data=row.data)
+
+
+def decision_row(request_id: str, sequence: int, decision: Decision) -> dict[str, Any]:
+    """The request_decision row of one decision of a request's log."""
+    return {
+        "request_id": request_id, "sequence": sequence, "category": decision.category, "code": decision.code,
+        "reason": decision.reason, "actor_id": decision.actor.actor_id, "at": decision.at,
+        "metadata": decision.model_dump(mode="json")["metadata"],
+    }

@@ -80,6 +80,21 @@ mutation_request = Table(
     Column("body", JSON, nullable=False),
 )
 
+# One row per decision, beside the copy in mutation_request.body: the decision log queryable by
+# code, category, actor and time, and a second guard on its sequence (a duplicate fails the commit).
+request_decision = Table(
+    "request_decision",
+    metadata,
+    Column("request_id", String(200), primary_key=True),
+    Column("sequence", Integer, primary_key=True),
+    Column("category", String(30), nullable=False),
+    Column("code", String(50), nullable=False, index=True),
+    Column("reason", Text, nullable=True),
+    Column("actor_id", String(200), nullable=False),
+    _ts("at", index=True),
+    Column("metadata", JSON, nullable=False),
+)
+
 state_document = Table(
     "state_document",
     metadata,

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -25,11 +25,12 @@ from services.store.audit import AuditEntry, append_entries
 from services.store.db import read_only as read_only_engine
 from services.store.errors import ConcurrencyConflict
 from services.store.queries import HistoryEntry, Queries
-from services.store.rows import request_from_row, request_row, state_from_row
+from services.store.rows import decision_row, request_from_row, request_row, state_from_row
 from services.store.tables import (
     mutation_request,
     outbox,
     processed_message,
+    request_decision,
     state_document,
     state_history,
 )
@@ -39,7 +40,7 @@ __all__ = ["AuditEntry", "HistoryEntry", "Store", "Tx"]
 log = logging.getLogger(__name__)
 
 # Buffered inserts are written in this order (history rows refer to their state by id only).
-INSERT_ORDER = (state_document, mutation_request, state_history, processed_message, outbox)
+INSERT_ORDER = (state_document, mutation_request, request_decision, state_history, processed_message, outbox)
 
 
 class Store:
@@ -152,8 +153,16 @@ class Tx(Queries):
                 raise ConcurrencyConflict(f"request {key} is no longer at revision {request.revision}")
         if new or key in self._inserts[mutation_request]:
             self._inserts[mutation_request][key] = request_row(saved)
+        logged = 0 if new else len(cached.decisions) if cached is not None else await self._logged(key)
+        for sequence in range(logged, len(saved.decisions)):
+            self._inserts[request_decision][(key, sequence)] = decision_row(key, sequence, saved.decisions[sequence])
         self._requests[key] = saved
         return saved
+
+    async def _logged(self, request_id: str) -> int:
+        """How many decisions of a request not read by this transaction are already stored."""
+        return int(await self.conn.scalar(
+            select(func.count()).where(request_decision.c.request_id == request_id)) or 0)
 
     # -- states --
 

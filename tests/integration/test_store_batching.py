@@ -12,7 +12,7 @@ from services.domain.model import Change, StateDocument, Status
 from services.store.errors import ConcurrencyConflict
 from services.store.tables import state_history
 from services.store.uow import Store
-from tests.integration.test_store import make_request, uid
+from tests.integration.test_store import NOW, make_request, uid
 
 
 async def test_a_state_created_and_changed_in_one_transaction_is_one_row_with_all_its_history(
@@ -85,3 +85,23 @@ async def test_a_read_only_transaction_does_not_wait_for_the_sqlite_write_lock(
     finally:
         await writer.rollback()
         await writer.close()
+
+
+async def test_every_decision_of_a_request_is_also_a_row_in_order(store: Store) -> None:
+    from services.domain import decisions
+    from services.store.tables import request_decision
+
+    request = make_request()
+    async with store.begin() as tx:
+        created = await tx.save_request(request, new=True)
+    later = created.model_copy(update={
+        "decisions": (*created.decisions, decisions.lifecycle("approved", NOW, "ok"),
+                      decisions.lifecycle("executed", NOW, None))})
+    async with store.begin() as tx:  # not read first: the stored count decides what is new
+        await tx.save_request(later, new=False)
+
+    async with store.begin(read_only=True) as tx:
+        rows = (await tx.conn.execute(select(request_decision.c.sequence, request_decision.c.code)
+                                      .where(request_decision.c.request_id == request.request_id)
+                                      .order_by(request_decision.c.sequence))).all()
+    assert [tuple(r) for r in rows] == [(n, d.code) for n, d in enumerate(later.decisions)]
