@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
@@ -35,6 +37,9 @@ def consumer_kwargs(settings: Settings) -> dict[str, Any]:
         "session_timeout_ms": settings.session_timeout_ms,
         "heartbeat_interval_ms": settings.heartbeat_interval_ms,
         "max_poll_interval_ms": settings.max_poll_interval_ms,
+        # Members get this long to rejoin a rebalance; ours first finish the batch in hand
+        # (AssignmentTracker waits up to the retry budget + 5 s), so allow that and a margin.
+        "rebalance_timeout_ms": retry_budget_ms + 10_000,
     }
 
 
@@ -64,12 +69,30 @@ class AssignmentTracker(ConsumerRebalanceListener):  # type: ignore[misc]
     # aiokafka does not call on_partitions_revoked when the consumer stops, so after a
     # stop the event stays set: it answers "has this consumer been ready", not "is it running".
 
-    def __init__(self) -> None:
+    def __init__(self, drain_timeout_s: float = 30.0) -> None:
         self.partitions: set[TopicPartition] = set()
         self.assigned = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._drain_timeout_s = drain_timeout_s
+
+    @asynccontextmanager
+    async def handling(self) -> AsyncIterator[None]:
+        """Mark a batch as in hand (around the handler), so a rebalance waits for it."""
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._idle.set()
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        """Drop revoked partitions; clear readiness if none are left."""
+        """Wait for the batch in hand (bounded), then drop revoked partitions; clear readiness if none left."""
+        # Without the wait the new owner starts the same batch while we still work on it: harmless
+        # (processed_message and compare-and-sets decide) but wasted, and our commit would be lost.
+        try:
+            await asyncio.wait_for(self._idle.wait(), self._drain_timeout_s)
+        except TimeoutError:
+            pass  # a batch stuck on infrastructure must not hold the whole group's rebalance forever
         self.partitions -= set(revoked)
         if not self.partitions:
             self.assigned.clear()

@@ -71,7 +71,7 @@ def build_service(
         guard=guard(runtime) if guard else None, dead_letter_invalid=dead_letter_invalid,
         dedupe_by_position=dedupe_by_position, track_processed=track_processed,
     )
-    tracker = AssignmentTracker()
+    tracker = AssignmentTracker(drain_timeout_s=settings.infra_retry_timeout_s + 5)
 
     @broker.subscriber(
         *[settings.topic(t) for t in topics], group_id=service, batch=True, max_records=settings.max_batch,
@@ -82,7 +82,8 @@ def build_service(
         **consumer_kwargs(settings),
     )
     async def on_batch(msg: KafkaMessage) -> None:
-        await consumer.consume(msg.raw_message)
+        async with tracker.handling():
+            await consumer.consume(msg.raw_message)
 
     app = FastStream(broker, logger=log)
 
