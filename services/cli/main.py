@@ -79,19 +79,19 @@ def watch(
 @app.command()
 def show(request_id: str) -> None:
     """A request's status and decision log."""
-    text = asyncio.run(inspect.show_request(Settings(), request_id))
-    if text is None:
-        typer.echo(f"no request {request_id}", err=True)
-        raise typer.Exit(1)
-    typer.echo(text)
+    _print_or_fail(asyncio.run(inspect.show_request(Settings(), request_id)), f"no request {request_id}")
 
 
 @app.command()
 def state(state_id: str) -> None:
     """A state's document and version."""
-    text = asyncio.run(inspect.show_state(Settings(), state_id))
+    _print_or_fail(asyncio.run(inspect.show_state(Settings(), state_id)),
+                   f"no state {state_id} (version 0: it does not exist yet)")
+
+
+def _print_or_fail(text: str | None, missing: str) -> None:
     if text is None:
-        typer.echo(f"no state {state_id} (version 0: it does not exist yet)", err=True)
+        typer.echo(missing, err=True)
         raise typer.Exit(1)
     typer.echo(text)
 

@@ -81,35 +81,30 @@ async def open_client(settings: Settings) -> Client:
     return Client(settings, producer, events, [])
 
 
-async def audit_types(settings: Settings, request_id: str, want: set[str], timeout: float = 20) -> list[str]:
-    """Message types the audit log holds for a request, once it holds all of `want` (or at timeout)."""
+async def _audit_poll(settings: Settings, where: str, value: str, done: Callable[[list[str]], bool],
+                      timeout: float) -> list[str]:
+    """Message types of the audit rows matching `where`, polled until `done` holds for them or timeout."""
     engine = make_engine(settings.database_url)
     deadline = time.monotonic() + timeout
     try:
         while True:
             async with engine.connect() as conn:
-                rows = await conn.execute(text("SELECT message_type FROM audit_log WHERE request_id = :r ORDER BY seq"),
-                                          {"r": request_id})
-                found = [r[0] for r in rows]
-            if want <= set(found) or time.monotonic() > deadline:
+                rows = await conn.execute(text(f"SELECT message_type FROM audit_log WHERE {where} = :v ORDER BY seq"),
+                                          {"v": value})
+                found = [str(r[0]) for r in rows]
+            if done(found) or time.monotonic() > deadline:
                 return found
             await asyncio.sleep(0.1)
     finally:
         await engine.dispose()
 
 
+async def audit_types(settings: Settings, request_id: str, want: set[str], timeout: float = 20) -> list[str]:
+    """Message types the audit log holds for a request, once it holds all of `want` (or at timeout)."""
+    return await _audit_poll(settings, "request_id", request_id, lambda found: want <= set(found), timeout)
+
+
 async def audited(settings: Settings, message_id: str, timeout: float = 20) -> str | None:
     """The message type the audit log recorded for `message_id`, once it does (None at timeout)."""
-    engine = make_engine(settings.database_url)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            async with engine.connect() as conn:
-                row = (await conn.execute(text("SELECT message_type FROM audit_log WHERE message_id = :m"),
-                                          {"m": message_id})).first()
-            if row is not None:
-                return str(row[0])
-            await asyncio.sleep(0.1)
-        return None
-    finally:
-        await engine.dispose()
+    found = await _audit_poll(settings, "message_id", message_id, bool, timeout)
+    return found[0] if found else None
